@@ -1,0 +1,158 @@
+"""Schema routes (§2-§6): list, get, create, update (U1 merge, U3 validateOnly), delete, field
+delete (U9), public (U24) and child (U23) schemas."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reconciler.sandbox import clock, query, rules
+from reconciler.sandbox.state import state_of
+from reconciler.sandbox.wire import NotFound, empty, json_response, read_json_object, render_schema
+
+router = APIRouter()
+BASE = "/api/3/customObjects/schemas"
+
+
+def _show_all(request: Request) -> bool:
+    return request.query_params.get("showFields", "").lower() == "all"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
+
+
+def _schema_or_404(request: Request, schema_id: str) -> dict[str, Any]:
+    doc = state_of(request).store.get_schema(schema_id)
+    if doc is None:
+        raise NotFound(schema_id)
+    return doc
+
+
+def _one(doc: dict[str, Any], request: Request, status: int = 200) -> Response:
+    return json_response({"schema": render_schema(doc, _show_all(request))}, status)
+
+
+@router.get(BASE)
+async def list_schemas(request: Request) -> Response:
+    state = state_of(request)
+    filters, orders = query.parse(request.query_params.multi_items())
+    page = query.paging(request.query_params, state.settings)
+    docs = [d for d in state.store.list_schemas() if query.schema_matches(d, filters)]
+    docs = query.sort_schemas(docs, orders)
+    items = docs[page.offset: page.offset + page.limit]
+    show_all = _show_all(request)
+    return json_response({
+        "schemas": [render_schema(d, show_all) for d in items],
+        "meta": {"total": len(docs), "count": len(items), "limit": page.limit, "offset": page.offset},
+    })
+
+
+@router.get(BASE + "/{schema_id}")
+async def get_schema(request: Request, schema_id: str) -> Response:
+    return _one(_schema_or_404(request, schema_id), request)
+
+
+def _new_doc(parts: dict[str, Any], visibility: str) -> dict[str, Any]:
+    ts = clock.now()
+    return {"id": str(uuid.uuid4()), "slug": parts["slug"], "visibility": visibility, "customized": False,
+            "labels": parts["labels"], **({"description": parts["description"]} if "description" in parts else {}),
+            "createdTimestamp": ts, "updatedTimestamp": ts, "fields": parts["fields"],
+            "relationships": parts["relationships"]}
+
+
+@router.post(BASE)
+async def create_schema(request: Request) -> Response:
+    state = state_of(request)
+    raw = rules.body_part(await read_json_object(request), "schema")
+    parts = rules.check_new_schema(raw, state.store.list_schemas(), state.settings)
+    doc = _new_doc(parts, "private")
+    state.store.put_schema(doc)
+    return _one(doc, request, 201)
+
+
+@router.post(BASE + "/public")
+async def create_public_schema(request: Request) -> Response:
+    """U24 (guess): slug ``app-{appId}-{slug}``; 200 as documented (S8)."""
+    state = state_of(request)
+    raw = rules.body_part(await read_json_object(request), "schema")
+    errs: list[dict[str, Any]] = []
+    app_id = raw.get("appId")
+    if isinstance(app_id, bool) or not isinstance(app_id, (str, int)) or str(app_id) == "":
+        errs.append(rules.error("schema.appId", "Schema appId must be provided"))
+    slug = rules.check_slug(raw.get("slug"), state.settings, errs)
+    if errs:
+        raise rules.Unprocessable(errs)
+    parts = rules.check_new_schema(raw, state.store.list_schemas(), state.settings, slug=f"app-{app_id}-{slug}")
+    doc = _new_doc(parts, "public")
+    doc["appId"] = str(app_id)
+    state.store.put_schema(doc)
+    return _one(doc, request, 200)
+
+
+@router.post(BASE + "/{schema_id}/child")
+async def create_child_schema(request: Request, schema_id: str) -> Response:
+    """No body. A guess: only public schemas have children; the child keeps the parent's slug (as in
+    the S8 example) and a second child of the same parent is refused as a duplicate slug."""
+    state = state_of(request)
+    parent = _schema_or_404(request, schema_id)
+    if parent["visibility"] != "public":
+        raise rules.Unprocessable([rules.error("schema", "Only public schemas can have child schemas")])
+    others = [d for d in state.store.list_schemas() if d["id"] != parent["id"]]
+    errs: list[dict[str, Any]] = []
+    rules.slug_unique(parent["slug"], others, errs)
+    if errs:
+        raise rules.Unprocessable(errs)
+    doc = copy.deepcopy(parent)
+    ts = clock.now()
+    doc.update(id=str(uuid.uuid4()), visibility="private", customized=False, parentId=parent["id"],
+               createdTimestamp=ts, updatedTimestamp=ts)
+    doc["fields"] = [{**f, "inherited": True} for f in doc["fields"] if f.get("status") != rules.MARKED]
+    doc["relationships"] = [{**r, "inherited": True} for r in doc["relationships"]]
+    state.store.put_schema(doc)
+    return _one(doc, request, 200)
+
+
+@router.put(BASE + "/{schema_id}")
+async def update_schema(request: Request, schema_id: str) -> Response:
+    """U1 merge; U3 ``validateOnly`` as a header (documented) or a query parameter (guess)."""
+    state = state_of(request)
+    stored = _schema_or_404(request, schema_id)
+    raw = rules.body_part(await read_json_object(request), "schema")
+    others = [d for d in state.store.list_schemas() if d["id"] != schema_id]
+    doc = rules.check_update(stored, raw, others, state.settings)
+    if _truthy(request.headers.get("validateOnly")) or _truthy(request.query_params.get("validateOnly")):
+        return _one(doc, request)
+    if doc.get("parentId"):
+        doc["customized"] = True  # U23, a guess
+    doc["updatedTimestamp"] = clock.now()
+    state.store.put_schema(doc)
+    return _one(doc, request)
+
+
+@router.delete(BASE + "/{schema_id}")
+async def delete_schema(request: Request, schema_id: str) -> Response:
+    if not state_of(request).store.delete_schema(schema_id):
+        raise NotFound(schema_id)
+    return empty(200)
+
+
+@router.delete(BASE + "/{schema_id}/fields/{field_id}")
+async def delete_field(request: Request, schema_id: str, field_id: str) -> Response:
+    """U9: the field is marked, its id stays reserved until ``Store.purge_deleted_fields``."""
+    state = state_of(request)
+    doc = _schema_or_404(request, schema_id)
+    field = next((f for f in doc["fields"] if f["id"] == field_id and f.get("status") != rules.MARKED), None)
+    if field is None:
+        raise NotFound(field_id)
+    if doc["visibility"] == "public" or doc.get("parentId"):  # U23: documented as not allowed; 422 a guess
+        raise rules.Unprocessable([rules.error("schema.fields", "Fields can only be deleted on private schemas")])
+    field["status"] = rules.MARKED
+    doc["updatedTimestamp"] = clock.now()
+    state.store.put_schema(doc)
+    return _one(doc, request, 202)

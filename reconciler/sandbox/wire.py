@@ -1,0 +1,96 @@
+"""Wire shapes: the vendor's JSON bodies, error bodies and the rendering of stored objects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+ICON = "https://d226aj4ao1t61q.cloudfront.net/n9mayqo2d_customobject.png"
+BAD_REQUEST = {"errors": [{"status": 400, "title": "Bad Request"}]}
+_MESSAGES = {403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+class BadRequest(Exception):
+    """Answered 400 ``{"errors":[{"status":400,"title":"Bad Request"}]}``."""
+
+
+class NotFound(Exception):
+    """Answered 404 ``{"message":"Not Found"}``."""
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object; anything else (malformed, not an object) is a 400."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("Malformed JSON body") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object")
+    return body
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")).encode(), status_code=status,
+                    media_type="application/json", headers=dict(headers or {}))
+
+
+def message(status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """``{"message": "..."}`` bodies (404 Not Found, 403 Forbidden, 429, ...)."""
+    return json_response({"message": _MESSAGES.get(status, "Error")}, status, headers)
+
+
+def message_bytes(status: int) -> bytes:
+    return json.dumps({"message": _MESSAGES.get(status, "Error")}, separators=(",", ":")).encode()
+
+
+def bad_request(detail: str | None = None) -> Response:
+    body = {"errors": [{"status": 400, "title": "Bad Request", **({"detail": detail} if detail else {})}]}
+    return json_response(body, 400)
+
+
+def unprocessable(errors: list[dict[str, Any]]) -> Response:
+    return json_response({"errors": errors}, 422)
+
+
+def empty(status: int) -> Response:
+    """Empty 200/202 bodies go out as text/plain (§14 general policy)."""
+    return Response(b"", status_code=status, media_type="text/plain")
+
+
+def render_schema(doc: Mapping[str, Any], show_all: bool = False) -> dict[str, Any]:
+    """The §3 schema shape; marked_for_deletion fields only with ``showFields=all``."""
+    out: dict[str, Any] = {
+        "id": doc["id"], "slug": doc["slug"], "visibility": doc["visibility"],
+        "customized": doc.get("customized", False), "labels": doc["labels"],
+    }
+    if doc.get("description") is not None:
+        out["description"] = doc["description"]
+    out["createdTimestamp"] = doc["createdTimestamp"]
+    out["updatedTimestamp"] = doc["updatedTimestamp"]
+    out["fields"] = [f for f in doc["fields"] if show_all or f.get("status") != "marked_for_deletion"]
+    out["icons"] = {"default": ICON}
+    out["relationships"] = doc["relationships"]
+    for key in ("appId", "parentId"):
+        if doc.get(key) is not None:
+            out[key] = doc[key]
+    return out
+
+
+def render_record(row: Any, schema: Mapping[str, Any], with_id: bool = True) -> dict[str, Any]:
+    """The §7.1 record shape; values of deleted fields are hidden; relationship ids are strings."""
+    live = {f["id"] for f in schema["fields"] if f.get("status") != "marked_for_deletion"}
+    out: dict[str, Any] = {"id": row.id} if with_id else {}
+    if row.external_id is not None:
+        out["externalId"] = row.external_id
+    out["schemaId"] = row.schema_id
+    out["fields"] = [{"id": k, "value": v} for k, v in row.fields.items() if k in live]
+    out["relationships"] = row.relationships
+    out["createdTimestamp"] = row.created
+    out["updatedTimestamp"] = row.updated
+    return out
