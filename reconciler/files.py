@@ -1,0 +1,1034 @@
+"""Schema files in and out: YAML with ruamel.yaml round-trip, errors as ``path:line:col: message``.
+
+Loading (:func:`load_dir`, :func:`load_file`, :func:`load_text`) reports *every* problem of *every*
+file in one :class:`FilesError`, each pointing at the offending node: syntax errors, tabs, duplicate
+keys, unknown keys (with a "did you mean" hint), wrong types (strict: ``"yes"`` is not a boolean),
+every model rule of :func:`reconciler.model.check_schema` and slugs declared twice.
+
+Writing (:func:`dump_schema`, :func:`export_schemas`) produces the canonical form;
+:func:`format_text` / :func:`fmt_dir` bring a hand-written file into canonical key order and style
+while keeping its comments.
+
+The YAML machinery shared with ``project.py`` (:func:`read_yaml`, :func:`validate_strict`,
+:func:`node_position`, :func:`unknown_key_errors`) lives here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.tokens import CommentToken
+
+from reconciler.model import FieldType, Schema, check_schema
+
+__all__ = [
+    "API_VERSION",
+    "FIELD_KEYS",
+    "KIND",
+    "LABEL_KEYS",
+    "RELATIONSHIP_KEYS",
+    "SCHEMA_KEYS",
+    "FileError",
+    "FilesError",
+    "LoadedSchemas",
+    "dump_schema",
+    "export_schemas",
+    "fmt_dir",
+    "format_text",
+    "load_dir",
+    "load_file",
+    "load_text",
+    "schema_files",
+    "write_atomic",
+]
+
+API_VERSION = "reconciler/v1"
+KIND = "CustomObjectSchema"
+
+#: Allowed keys, in canonical order.
+SCHEMA_KEYS = ("apiVersion", "kind", "slug", "renamed_from", "labels", "description", "protect",
+               "acknowledge", "fields", "relationships")
+FIELD_KEYS = ("id", "type", "labels", "description", "required", "scale", "defaultCurrency", "options",
+              "protect", "acknowledge")
+RELATIONSHIP_KEYS = ("id", "namespace", "labels", "description", "hasMany")
+LABEL_KEYS = ("singular", "plural")
+#: Attributes the account sets; they exist on the model but may not be written in files.
+LIVE_ONLY_KEYS = frozenset({"id", "inherited", "status", "visibility", "customized", "parentId", "appId",
+                            "createdTimestamp", "updatedTimestamp"})
+SCHEMA_SUFFIXES = (".yaml", ".yml")
+#: The project file never holds a schema, even when ``schemas_dir`` is the project root.
+_PROJECT_FILE = "reconciler.yaml"
+
+Loc = tuple[str | int, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True)
+class FileError:
+    """One problem in one file. ``line``/``col`` are 1-based; 0 means "the file as a whole"."""
+
+    path: Path
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (str(self.path), self.line, self.col, self.message)
+
+
+class FilesError(Exception):
+    """Every problem found, sorted by path, line and column. ``str()`` is one problem a line."""
+
+    def __init__(self, errors: Iterable[FileError]) -> None:
+        self.errors: list[FileError] = sorted(errors, key=FileError.sort_key)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading YAML (shared with project.py)
+
+
+def _rt_yaml(*, preserve_quotes: bool = False) -> YAML:
+    """A fresh round-trip YAML instance with the house style for dumping."""
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never fold long lines
+    yaml.preserve_quotes = preserve_quotes
+    return yaml
+
+
+def _err(path: Path, mark: Any, message: str) -> FileError:
+    if mark is None:
+        return FileError(path, 1, 1, message)
+    return FileError(path, mark.line + 1, mark.column + 1, message)
+
+
+def _decode(path: Path, raw: bytes) -> tuple[str | None, list[FileError]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        return None, [FileError(path, line, col, f"file is not UTF-8 (invalid byte 0x{bad}); save it as UTF-8")]
+    return text.removeprefix("\ufeff"), []
+
+
+def _tab_errors(path: Path, text: str) -> list[FileError]:
+    """Tabs in indentation: YAML indents with spaces only."""
+    errors = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent and line.strip():
+            errors.append(FileError(path, n, indent.index("\t") + 1,
+                                    "tab character in indentation (YAML indents with spaces)"))
+    return errors
+
+
+def _duplicate_key_errors(path: Path, node: Node | None) -> list[FileError]:
+    errors: list[FileError] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, MappingNode):
+            seen: dict[Any, Any] = {}
+            for key, value in n.value:
+                if isinstance(key, ScalarNode):
+                    if key.value in seen:
+                        first = seen[key.value]
+                        errors.append(_err(path, key.start_mark,
+                                           f"duplicate key {key.value!r} (first at line {first.line + 1})"))
+                    else:
+                        seen[key.value] = key.start_mark
+                stack.extend([key, value])
+        elif isinstance(n, SequenceNode):
+            stack.extend(n.value)
+    return errors
+
+
+def read_yaml(path: Path, *, allow_empty: bool = False, text: str | None = None,
+              what: str = "a schema") -> tuple[Any, list[FileError]]:
+    """Read one single-document YAML file with round-trip types (positions in ``.lc``).
+
+    Returns ``(data, errors)``; ``data`` is None when there are errors or the file is empty
+    (an error unless ``allow_empty``). ``text`` skips reading the file. Never raises for bad input.
+    """
+    if text is None:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            return None, [FileError(path, 0, 0, f"cannot read file: {exc.strerror or exc}")]
+        text, errors = _decode(path, raw)
+        if text is None:
+            return None, errors
+    errors = _tab_errors(path, text)
+    if errors:
+        return None, errors
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            docs = list(_rt_yaml().compose_all(text))
+        except ReaderError as exc:  # a character YAML does not allow (control characters)
+            before = text[: exc.position]
+            return None, [FileError(path, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1,
+                                    f"invalid YAML: character {chr(exc.character)!r} is not allowed"
+                                    if isinstance(exc.character, int) else f"invalid YAML: {exc.reason}")]
+        except YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[-1]
+            context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+            if context and cmark is not None and cmark is not mark:
+                problem += f" ({context} at line {cmark.line + 1}, column {cmark.column + 1})"
+            return None, [_err(path, mark, f"invalid YAML: {problem}")]
+        docs = [d for d in docs if not (isinstance(d, ScalarNode) and d.tag.endswith(":null") and not d.value)]
+        if not docs:
+            if allow_empty:
+                return None, []
+            return None, [FileError(path, 1, 1, f"file is empty: expected {what}")]
+        if len(docs) > 1:
+            return None, [_err(path, docs[1].start_mark,
+                               f"file holds {len(docs)} YAML documents: put one in each file")]
+        errors = _duplicate_key_errors(path, docs[0])
+        if errors:
+            return None, errors
+        try:
+            data = _rt_yaml().load(text)
+        except YAMLError as exc:  # pragma: no cover - composing succeeded, so this is unexpected
+            return None, [_err(path, getattr(exc, "problem_mark", None), f"invalid YAML: {exc}")]
+    return data, []
+
+
+# --------------------------------------------------------------------------------------------
+# Positions and messages
+
+
+def node_position(data: Any, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+    """1-based (line, col) of the node at ``loc`` inside round-trip ``data``.
+
+    ``key=True`` points at the key of the last step instead of its value. When the path leaves the
+    document (a missing key), the deepest existing node is used.
+    """
+    node = data
+    pos = (data.lc.line, data.lc.col) if isinstance(data, CommentedBase) and hasattr(data, "lc") else (0, 0)
+    for i, step in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, CommentedMap) and not isinstance(step, int) and step in node:
+            value = node[step]
+            pos = node.lc.key(step) if (key and last) or value is None else node.lc.value(step)
+            node = value
+        elif isinstance(node, CommentedSeq) and isinstance(step, int) and 0 <= step < len(node):
+            pos = node.lc.item(step)
+            node = node[step]
+        else:
+            break
+        if isinstance(node, CommentedBase) and not isinstance(node, (CommentedMap, CommentedSeq)):
+            break
+    if pos is None:
+        pos = (0, 0)
+    return pos[0] + 1, pos[1] + 1
+
+
+def _get(data: Any, loc: Loc) -> Any:
+    node = data
+    for step in loc:
+        in_map = isinstance(node, Mapping) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if not (in_map or in_list):
+            return None
+        node = node[step]
+    return node
+
+
+def describe(value: Any) -> str:
+    """A short, user-facing description of a YAML value, e.g. ``the string 'yes'``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {str(value)!r}"
+    if isinstance(value, (date, datetime)):
+        return f"the date {value.isoformat()}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _name(loc: Loc) -> str:
+    """``('fields', 2, 'required')`` -> ``'required'``; ``('acknowledge', 0)`` -> ``'acknowledge[0]'``."""
+    out = ""
+    for step in loc:
+        out = f"{out}[{step}]" if isinstance(step, int) else str(step)
+    if not out:
+        return "the document"
+    return out if "[" in out else repr(out)
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def unknown_key_errors(path: Path, data: Any, loc: Loc, allowed: Sequence[str], what: str) -> list[FileError]:
+    """Errors for keys of the mapping at ``loc`` that are not in ``allowed``, with a close match."""
+    node = _get(data, loc)
+    if not isinstance(node, Mapping):
+        return []
+    errors = []
+    for k in node:
+        if k in allowed:
+            continue
+        line, col = node_position(data, (*loc, k), key=True)
+        if isinstance(k, str) and k in LIVE_ONLY_KEYS and allowed is not LABEL_KEYS:
+            message = f"{k!r} is set by the account and cannot be written in a file"
+        else:
+            message = f"unknown key {k!r} in {what}{_suggest(str(k), allowed)}"
+        errors.append(FileError(path, line, col, message))
+    return errors
+
+
+_TYPE_WORDS = {
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+}
+
+
+def validation_errors(path: Path, data: Any, exc: ValidationError, base: Loc = (),
+                      allowed_keys: Callable[[Loc], Sequence[str]] | None = None,
+                      rename: Callable[[Loc, dict[str, Any]], tuple[Loc, str] | None] | None = None,
+                      ) -> list[FileError]:
+    """Map each pydantic error onto the YAML node it is about.
+
+    ``base`` prefixes every error location (the validated value's path in the document);
+    ``rename`` may rewrite an error to ``(loc, message)`` first (or return None to keep it).
+    """
+    errors = []
+    for e in exc.errors():
+        loc: Loc = (*base, *e["loc"])
+        custom = rename(loc, e) if rename else None
+        if custom is not None:
+            loc, message = custom
+            line, col = node_position(data, loc)
+        elif e["type"] == "missing":
+            parent, missing = loc[:-1], loc[-1]
+            line, col = node_position(data, parent)
+            where = f" in {_name(parent)}" if parent else ""
+            message = f"missing required key {missing!r}{where}"
+        elif e["type"] == "extra_forbidden":
+            line, col = node_position(data, loc, key=True)
+            choices = allowed_keys(loc[:-1]) if allowed_keys else ()
+            message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), choices)}"
+        else:
+            line, col = node_position(data, loc)
+            value = _get(data, loc)
+            if e["type"] in _TYPE_WORDS:
+                message = f"{_name(loc)} must be {_TYPE_WORDS[e['type']]}, not {describe(value)}"
+            elif e["type"] == "string_too_short":
+                message = f"{_name(loc)} must not be empty"
+            else:
+                message = f"{_name(loc)}: {e['msg']}"
+        errors.append(FileError(path, line, col, message))
+    return errors
+
+
+class _Opaque:
+    """A YAML value JSON cannot carry (a date, a set, …): strict validation refuses it."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, str)):
+        return value if not isinstance(value, str) else str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else {"__yaml__": "non-finite number"}
+    return {"__yaml__": type(value).__name__}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_strict(model: type[M], value: Any) -> M:
+    """Validate YAML data without coercion: ``"yes"`` is not a bool, ``1`` is not a string.
+
+    Goes through JSON so that enums accept their values while strict mode stays on.
+    """
+    return model.model_validate_json(json.dumps(_jsonable(value)), strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading schemas
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    data: Any = None
+    schema: Schema | None = None
+    slug: str | None = None  # as written, even when the file is otherwise invalid
+    errors: list[FileError] = field(default_factory=list)
+
+
+def _check_document(path: Path, data: Any) -> _Parsed:
+    """Everything about one parsed document except the rules that need the other files."""
+    out = _Parsed(path, data)
+    if not isinstance(data, CommentedMap):
+        line, col = node_position(data, ())
+        out.errors.append(FileError(path, line if line > 0 else 1, col if col > 0 else 1,
+                                    f"a schema file must hold a mapping (apiVersion, kind, slug, …), "
+                                    f"not {describe(data)}"))
+        return out
+    errs = out.errors
+    for key, want in (("apiVersion", API_VERSION), ("kind", KIND)):
+        if key not in data:
+            line, col = node_position(data, ())
+            errs.append(FileError(path, line, col, f"missing required key {key!r} (use {key}: {want})"))
+        elif data[key] != want:
+            line, col = node_position(data, (key,))
+            errs.append(FileError(path, line, col,
+                                  f"unsupported {key} {data[key]!r}: the supported {key} is {want!r}"))
+    if isinstance(data.get("slug"), str):
+        out.slug = data["slug"]
+
+    # Unknown keys, level by level (the model itself would accept live-only attributes).
+    errs += unknown_key_errors(path, data, (), SCHEMA_KEYS, "the schema")
+    errs += unknown_key_errors(path, data, ("labels",), LABEL_KEYS, "labels")
+    for section, keys, what in (("fields", FIELD_KEYS, "a field"),
+                                ("relationships", RELATIONSHIP_KEYS, "a relationship")):
+        items = data.get(section)
+        if isinstance(items, list):
+            for i in range(len(items)):
+                errs += unknown_key_errors(path, data, (section, i), keys, what)
+                errs += unknown_key_errors(path, data, (section, i, "labels"), LABEL_KEYS, "labels")
+
+    # The model's input: known keys only; options written as values become Option mappings.
+    body = {k: v for k, v in data.items() if k in SCHEMA_KEYS and k not in ("apiVersion", "kind")}
+    for section, keys in (("fields", FIELD_KEYS), ("relationships", RELATIONSHIP_KEYS)):
+        items = body.get(section)
+        if isinstance(items, list):
+            body[section] = [_clean_item(path, data, section, i, item, keys, errs) for i, item in enumerate(items)]
+    if isinstance(body.get("labels"), Mapping):
+        body["labels"] = {k: v for k, v in body["labels"].items() if k in LABEL_KEYS}
+    try:
+        schema = validate_strict(Schema, body)
+    except ValidationError as exc:
+        errs += validation_errors(path, data, exc, rename=_schema_error)
+        return out
+    if not errs:
+        out.schema = schema
+    return out
+
+
+def _clean_item(path: Path, data: Any, section: str, i: int, item: Any, keys: Sequence[str],
+                errs: list[FileError]) -> Any:
+    if not isinstance(item, Mapping):
+        return item
+    clean = {k: v for k, v in item.items() if k in keys}
+    if isinstance(clean.get("labels"), Mapping):
+        clean["labels"] = {k: v for k, v in clean["labels"].items() if k in LABEL_KEYS}
+    options = clean.get("options")
+    if isinstance(options, list):
+        values = []
+        for j, o in enumerate(options):
+            if isinstance(o, str):
+                values.append({"value": o})
+            else:
+                line, col = node_position(data, (section, i, "options", j))
+                hint = f" (quote it: '{o}')" if isinstance(o, (int, float)) and not isinstance(o, bool) else ""
+                errs.append(FileError(path, line, col, f"an option must be a string, not {describe(o)}{hint}"))
+        clean["options"] = values
+    return clean
+
+
+def _schema_error(loc: Loc, e: dict[str, Any]) -> tuple[Loc, str] | None:
+    """Schema-specific wording for some pydantic errors."""
+    if len(loc) >= 4 and loc[0] == "fields" and loc[2] == "options" and isinstance(loc[3], int):
+        loc = loc[:4]
+        if e["type"] == "string_too_short":
+            return loc, "an option must not be empty"
+        return loc, f"option: {e['msg']}"
+    if len(loc) == 3 and loc[0] == "fields" and loc[2] == "type" and e["type"] == "enum":
+        value = e.get("input")
+        valid = [t.value for t in FieldType]
+        hint = _suggest(value, valid) if isinstance(value, str) else ""
+        return loc, f"unknown field type {value!r}{hint}; valid types: {', '.join(valid)}"
+    return None
+
+
+def _check_all(parsed: list[_Parsed]) -> None:
+    """Rules across files: one slug, one file; model rules with every slug known."""
+    first_by_slug: dict[str, _Parsed] = {}
+    for p in parsed:
+        if p.slug is None:
+            continue
+        if p.slug in first_by_slug:
+            line, col = node_position(p.data, ("slug",))
+            p.errors.append(FileError(p.path, line, col,
+                                      f"slug {p.slug!r} is already declared in {first_by_slug[p.slug].path}"))
+            p.schema = None
+        else:
+            first_by_slug[p.slug] = p
+    slugs = set(first_by_slug)
+    renamed: dict[str, _Parsed] = {}
+    for p in parsed:
+        schema = p.schema
+        if schema is None:
+            continue
+        problems = check_schema(schema, known_slugs=slugs - {schema.slug})
+        for problem in problems:
+            line, col = node_position(p.data, problem.loc)
+            p.errors.append(FileError(p.path, line, col, problem.message))
+        old = schema.renamed_from
+        if old is not None and old != schema.slug:
+            line, col = node_position(p.data, ("renamed_from",))
+            if old in first_by_slug:
+                p.errors.append(FileError(p.path, line, col, f"renamed_from {old!r} is the slug of "
+                                          f"{first_by_slug[old].path}: a slug cannot be renamed and kept"))
+            elif old in renamed:
+                p.errors.append(FileError(p.path, line, col,
+                                          f"renamed_from {old!r} is already claimed by {renamed[old].path}"))
+            else:
+                renamed[old] = p
+
+
+class LoadedSchemas(Mapping[str, Schema]):
+    """The desired schemas of a directory, by slug (file-name order), with where each came from.
+
+    ``empty`` is true when the directory is missing or holds no schema file: callers must not
+    read that as "delete everything".
+    """
+
+    def __init__(self, directory: Path, schemas: dict[str, Schema], sources: dict[str, Path],
+                 *, missing: bool = False) -> None:
+        self.directory = directory
+        self.schemas = schemas
+        self.sources = sources
+        self.missing = missing
+
+    @property
+    def empty(self) -> bool:
+        return not self.schemas
+
+    def __getitem__(self, slug: str) -> Schema:
+        return self.schemas[slug]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.schemas)
+
+    def __len__(self) -> int:
+        return len(self.schemas)
+
+    def __repr__(self) -> str:
+        return f"LoadedSchemas({self.directory!s}, {sorted(self.schemas)})"
+
+
+def schema_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The schema files of a directory (``*.yaml``, ``*.yml``; not hidden, not reconciler.yaml), sorted."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir()
+                  if p.suffix in SCHEMA_SUFFIXES and p.is_file() and not p.name.startswith(".")
+                  and p.name != _PROJECT_FILE)
+
+
+def load_dir(directory: str | os.PathLike[str]) -> LoadedSchemas:
+    """Load and check every schema file of ``directory``; raise :class:`FilesError` with all problems."""
+    d = Path(directory)
+    if not d.exists():
+        return LoadedSchemas(d, {}, {}, missing=True)
+    if not d.is_dir():
+        raise FilesError([FileError(d, 0, 0, "not a directory")])
+    return _load_paths(d, schema_files(d))
+
+
+def _load_paths(d: Path, paths: list[Path]) -> LoadedSchemas:
+    parsed: list[_Parsed] = []
+    for path in paths:
+        data, errors = read_yaml(path)
+        parsed.append(_Parsed(path, errors=errors) if errors else _check_document(path, data))
+    _check_all(parsed)
+    errors = [e for p in parsed for e in p.errors]
+    if errors:
+        raise FilesError(errors)
+    schemas = {p.schema.slug: p.schema for p in parsed if p.schema is not None}
+    sources = {p.schema.slug: p.path for p in parsed if p.schema is not None}
+    return LoadedSchemas(d, schemas, sources)
+
+
+def load_file(path: str | os.PathLike[str]) -> Schema:
+    """Load and check one schema file (relationships to custom schemas are not checked)."""
+    p = Path(path)
+    return _load_paths(p.parent, [p]).schemas.popitem()[1]
+
+
+def load_text(text: str, path: str | os.PathLike[str] = "<text>") -> Schema:
+    """Load and check a schema from YAML text; errors are reported against ``path``."""
+    p = Path(path)
+    data, errors = read_yaml(p, text=text)
+    parsed = _Parsed(p, errors=errors) if errors else _check_document(p, data)
+    _check_all([parsed])
+    if parsed.errors or parsed.schema is None:
+        raise FilesError(parsed.errors)
+    return parsed.schema
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: canonical form
+
+
+def _flow(value: Any) -> Any:
+    value.fa.set_flow_style()
+    return value
+
+
+def _labels_map(labels: Any) -> CommentedMap:
+    return _flow(CommentedMap([("singular", labels.singular), ("plural", labels.plural)]))
+
+
+def _text(value: str) -> str:
+    return LiteralScalarString(value if value.endswith("\n") else value + "\n") if "\n" in value else value
+
+
+def schema_document(schema: Schema) -> CommentedMap:
+    """The canonical YAML document of a schema: defaults omitted, live-only data and deleted fields dropped."""
+    doc = CommentedMap()
+    doc["apiVersion"] = API_VERSION
+    doc["kind"] = KIND
+    doc["slug"] = schema.slug
+    if schema.renamed_from is not None:
+        doc["renamed_from"] = schema.renamed_from
+    doc["labels"] = _labels_map(schema.labels)
+    if schema.description is not None:
+        doc["description"] = _text(schema.description)
+    if schema.protect:
+        doc["protect"] = True
+    if schema.acknowledge:
+        doc["acknowledge"] = _flow(CommentedSeq(schema.acknowledge))
+    fields = CommentedSeq()
+    for f in schema.active_fields:
+        item = CommentedMap()
+        item["id"] = f.id
+        item["type"] = f.type.value
+        item["labels"] = _labels_map(f.labels)
+        if f.description is not None:
+            item["description"] = _text(f.description)
+        if f.required:
+            item["required"] = True
+        if f.scale is not None:
+            item["scale"] = f.scale
+        if f.default_currency is not None:
+            item["defaultCurrency"] = f.default_currency
+        if f.options is not None:
+            item["options"] = _flow(CommentedSeq(f.option_values))
+        if f.protect:
+            item["protect"] = True
+        if f.acknowledge:
+            item["acknowledge"] = _flow(CommentedSeq(f.acknowledge))
+        fields.append(item)
+    if fields:
+        doc["fields"] = fields
+    rels = CommentedSeq()
+    for r in schema.relationships:
+        item = CommentedMap()
+        item["id"] = r.id
+        item["namespace"] = r.namespace
+        item["labels"] = _labels_map(r.labels)
+        if r.description is not None:
+            item["description"] = _text(r.description)
+        if r.has_many:
+            item["hasMany"] = True
+        rels.append(item)
+    if rels:
+        doc["relationships"] = rels
+    return doc
+
+
+def _dump(doc: Any, *, preserve_quotes: bool = False) -> str:
+    from io import StringIO
+
+    buf = StringIO()
+    _rt_yaml(preserve_quotes=preserve_quotes).dump(doc, buf)
+    return buf.getvalue()
+
+
+def dump_schema(schema: Schema) -> str:
+    """The canonical YAML text of a schema."""
+    return _dump(schema_document(schema))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (keeps the file mode)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def export_schemas(schemas: Iterable[Schema], directory: str | os.PathLike[str],
+                   force: bool = False) -> list[Path]:
+    """Write each schema as canonical ``<directory>/<slug>.yaml``; return the files written.
+
+    Files that already hold exactly that text are left alone. An existing file with other content
+    is an error unless ``force``; everything is checked before anything is written.
+    """
+    d = Path(directory)
+    planned: list[tuple[Path, str]] = []
+    errors: list[FileError] = []
+    seen: set[str] = set()
+    for schema in schemas:
+        slug = schema.slug
+        target = d / f"{slug}.yaml"
+        if not slug or "/" in slug or "\\" in slug or slug.startswith(".") or slug in seen:
+            errors.append(FileError(target, 0, 0, f"cannot export schema {slug!r}: not a usable file name"
+                                    if slug not in seen else f"schema {slug!r} is exported twice"))
+            continue
+        seen.add(slug)
+        text = dump_schema(schema)
+        if target.exists():
+            try:
+                current = target.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                current = None
+            if current == text:
+                continue
+            if not force:
+                errors.append(FileError(target, 0, 0, "already exists with different content; "
+                                        "not overwritten (use --force to replace it)"))
+                continue
+        planned.append((target, text))
+    if errors:
+        raise FilesError(errors)
+    if planned:
+        d.mkdir(parents=True, exist_ok=True)
+    for target, text in planned:
+        write_atomic(target, text)
+    return [target for target, _ in planned]
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting hand-written files, comments kept
+#
+# ruamel attaches a comment to whatever precedes it: "# about b" on the line before key ``b`` is
+# stored with ``a``'s value (or with the last leaf inside ``a``). Reordering keys would leave such
+# comments behind, so formatting first detaches every comment into {entry: (before-lines, eol)},
+# walking in document order, then reorders, then attaches each comment to its entry again.
+
+
+@dataclass
+class _Comments:
+    before: list[str] = field(default_factory=list)  # full lines ("" = blank line), no indentation
+    eol: tuple[str, int] | None = None  # (text, column)
+
+
+class _CommentBook:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[int, Any], _Comments] = {}
+        self.pending: list[str] = []
+        self.seen: set[int] = set()
+        self.head: list[str] = []
+        self.tail: list[str] = []
+
+    def entry(self, container: Any, key: Any) -> _Comments:
+        return self.entries.setdefault((id(container), key), _Comments())
+
+    def lines(self, tokens: Any) -> None:
+        """Full-line comment tokens: they belong before whatever comes next."""
+        for tok in _tokens(tokens):
+            if id(tok) in self.seen:
+                continue
+            self.seen.add(id(tok))
+            self.pending += _split_lines(tok.value)
+
+    def post(self, container: Any, key: Any, tok: Any) -> None:
+        """A token after a value: an end-of-line comment, then lines before the next entry."""
+        if tok is None or id(tok) in self.seen:
+            return
+        self.seen.add(id(tok))
+        text = tok.value
+        if text.startswith("#"):
+            first, _, rest = text.partition("\n")
+            self.entry(container, key).eol = (first.rstrip(), tok.column)
+        else:
+            rest = text[1:] if text.startswith("\n") else text
+        self.pending += _split_lines(rest)
+
+    def arrive(self, container: Any, key: Any) -> None:
+        if self.pending:
+            self.entry(container, key).before += self.pending
+            self.pending = []
+
+
+def _tokens(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, CommentToken):
+        return [value]
+    out: list[Any] = []
+    for v in value:
+        out += _tokens(v)
+    return out
+
+
+def _split_lines(text: str) -> list[str]:
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, (CommentedMap, CommentedSeq)) and not value.fa.flow_style()
+
+
+def _collect(book: _CommentBook, node: Any) -> None:
+    """Detach every comment of ``node`` (a block collection) into ``book``, in document order."""
+    if isinstance(node, CommentedMap):
+        items: Iterable[tuple[Any, Any]] = node.items()
+    else:
+        items = enumerate(node)
+    for key, value in list(items):
+        slot = node.ca.items.get(key)
+        if slot is not None:
+            book.lines(slot[1])
+        book.arrive(node, key)
+        if _is_block(value):
+            comment = value.ca.comment
+            if isinstance(node, CommentedMap) and slot is not None and slot[2] is not None:
+                book.post(node, key, slot[2])  # EOL comment on the "key:" line
+            elif comment and comment[0] is not None:
+                book.post(node, key, comment[0] if isinstance(comment[0], CommentToken) else None)
+            # Comments between "key:" and the first item are kept both on the key and on the
+            # collection (as copies): take one of them.
+            if comment and len(comment) > 1 and comment[1]:
+                book.lines(comment[1])
+            elif slot is not None and isinstance(node, CommentedMap):
+                book.lines(slot[3])
+            value.ca.comment = None
+            _collect(book, value)
+        else:
+            if isinstance(value, (CommentedMap, CommentedSeq)):  # flow collection: keep its inner comments
+                for inner in value.ca.items.values():
+                    book.lines([t for t in inner if t is not None])
+                if value.ca.comment:
+                    value.ca.comment = None
+            if slot is not None:
+                book.post(node, key, slot[2] if isinstance(node, CommentedMap) else slot[0])
+        for tok in _tokens(value.ca.end if isinstance(value, CommentedBase) else None):
+            book.lines([tok])
+    node.ca.items.clear()
+    if node.ca.end:
+        book.lines(node.ca.end)
+        node.ca.end = []
+
+
+_ORDER = {
+    (): SCHEMA_KEYS,
+    ("fields", int): FIELD_KEYS,
+    ("relationships", int): RELATIONSHIP_KEYS,
+    ("labels",): LABEL_KEYS,
+    ("fields", int, "labels"): LABEL_KEYS,
+    ("relationships", int, "labels"): LABEL_KEYS,
+}
+
+
+def _pattern(loc: Loc) -> tuple[Any, ...]:
+    return tuple(int if isinstance(s, int) else s for s in loc)
+
+
+def _reorder(node: Any, loc: Loc, book: _CommentBook) -> None:
+    """Canonical key order (unknown keys after, in their order) and flow style for labels/options."""
+    if isinstance(node, CommentedMap):
+        order = _ORDER.get(_pattern(loc))
+        if order is not None:
+            rank = {k: i for i, k in enumerate(order)}
+            keys = sorted(node, key=lambda k: (rank.get(k, len(order)), list(node).index(k)))
+            if keys != list(node):
+                items = [(k, node[k]) for k in keys]
+                for k in list(node):
+                    del node[k]
+                for k, v in items:
+                    node[k] = v
+        for k, v in node.items():
+            _reorder(v, (*loc, k), book)
+        if order is LABEL_KEYS and _flat_without_comments(node, book):
+            node.fa.set_flow_style()
+    elif isinstance(node, CommentedSeq):
+        for i, v in enumerate(node):
+            _reorder(v, (*loc, i), book)
+        if _pattern(loc) in (("fields", int, "options"), ("fields", int, "acknowledge"), ("acknowledge",)) \
+                and _flat_without_comments(node, book):
+            node.fa.set_flow_style()
+
+
+def _flat_without_comments(node: Any, book: _CommentBook) -> bool:
+    keys = node.keys() if isinstance(node, CommentedMap) else range(len(node))
+    values = node.values() if isinstance(node, CommentedMap) else node
+    if any(isinstance(v, (CommentedMap, CommentedSeq, LiteralScalarString)) for v in values):
+        return False
+    for k in keys:
+        c = book.entries.get((id(node), k))
+        if c is not None and (c.before or c.eol):
+            return False
+    return True
+
+
+def _before_tokens(lines: list[str], col: int) -> list[CommentToken]:
+    return [CommentToken((line + "\n") if line else "\n", CommentMark(col)) for line in lines]
+
+
+def _add_before(node: Any, key: Any, lines: list[str], col: int) -> None:
+    slot = node.ca.items.setdefault(key, [None, [], None, None])
+    if slot[1] is None:
+        slot[1] = []
+    slot[1] += _before_tokens(lines, col)
+
+
+def _attach(node: Any, book: _CommentBook, col: int) -> None:
+    """Give each entry of ``node`` (keys or dashes at column ``col``) its comments back."""
+    keys = list(node.keys()) if isinstance(node, CommentedMap) else list(range(len(node)))
+    for key in keys:
+        c = book.entries.get((id(node), key))
+        value = node[key]
+        if c is not None and c.before:
+            _add_before(node, key, c.before, col)
+        if _is_block(value):
+            if isinstance(node, CommentedSeq) and isinstance(value, CommentedMap) and value:
+                # A comment before the first key of a list item goes above the "- ".
+                first = book.entries.get((id(value), next(iter(value))))
+                if first is not None and first.before:
+                    _add_before(node, key, first.before, col)
+                    first.before = []
+            if c is not None and c.eol and isinstance(node, CommentedMap):
+                node.yaml_add_eol_comment(c.eol[0], key, column=c.eol[1])
+            _attach(value, book, col + 2)
+        elif c is not None and c.eol:
+            node.yaml_add_eol_comment(c.eol[0], key, column=c.eol[1])
+
+
+def format_text(text: str, path: str | os.PathLike[str] = "<text>") -> str:
+    """Canonical key order and style for a schema file's text, keeping its comments.
+
+    Only layout changes: keys are reordered (unknown keys kept, after the known ones), labels and
+    options go to flow style when no comment sits inside them, indentation becomes 2 spaces with
+    lists indented under their key. Values, quoting and comments are kept. Idempotent.
+    Raises :class:`FilesError` when the text is not a YAML mapping.
+    """
+    p = Path(path)
+    data, errors = read_yaml(p, text=text)
+    if errors:
+        raise FilesError(errors)
+    if not isinstance(data, CommentedMap):
+        raise FilesError([FileError(p, 1, 1, f"a schema file must hold a mapping, not {describe(data)}")])
+    data = _rt_yaml(preserve_quotes=True).load(text)  # keep the author's quotes
+    book = _CommentBook()
+    head = data.ca.comment[1] if data.ca.comment and len(data.ca.comment) > 1 else None
+    book.head = [line for tok in _tokens(head) for line in _split_lines(tok.value)]
+    for tok in _tokens(head):
+        book.seen.add(id(tok))
+    data.ca.comment = None
+    _collect(book, data)
+    book.tail = book.pending
+    book.pending = []
+    _reorder(data, (), book)
+    _attach(data, book, 0)
+    if book.head:
+        data.ca.comment = [None, [CommentToken((line + "\n") if line else "\n", CommentMark(0))
+                                  for line in book.head]]
+    if book.tail:
+        data.ca.end = [CommentToken((line + "\n") if line else "\n", CommentMark(0)) for line in book.tail]
+    return _dump(data, preserve_quotes=True)
+
+
+def fmt_dir(directory: str | os.PathLike[str], check: bool = False) -> list[Path]:
+    """Format every schema file of ``directory``; return the files that changed (or would, with ``check``).
+
+    Files are written atomically, and only when no file has errors (those raise :class:`FilesError`).
+    """
+    changed: list[tuple[Path, str]] = []
+    errors: list[FileError] = []
+    for path in schema_files(directory):
+        _, errs = read_yaml(path)
+        if errs:
+            errors += errs
+            continue
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        try:
+            new = format_text(text, path)
+        except FilesError as exc:
+            errors += exc.errors
+            continue
+        if new != text:
+            changed.append((path, new))
+    if errors:
+        raise FilesError(errors)
+    if not check:
+        for path, new in changed:
+            write_atomic(path, new)
+    return [path for path, _ in changed]
