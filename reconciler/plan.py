@@ -1,0 +1,840 @@
+"""The plan's data: what would change, why it is risky, and how to save and reload it. No I/O.
+
+A :class:`Plan` is immutable. It holds one small frozen object per change (:class:`CreateSchema`,
+:class:`UpdateSchema`, :class:`DeleteSchema`, :class:`AddField`, :class:`UpdateField`,
+:class:`DeleteField`, :class:`AddRelationship`, :class:`UpdateRelationship`), the things the API
+cannot do (:class:`PlanError`, codes ``NA3xx``), and notes that change nothing (unmanaged schemas,
+reorders). Risky changes carry :class:`Finding` objects with a stable code from :data:`CODES`.
+
+The JSON plan file (:meth:`Plan.to_json` / :meth:`Plan.from_json`) carries a digest over all of its
+content, so a file edited by hand is refused (:class:`PlanTampered`), and a fingerprint of every
+live schema the plan read, so the applier can tell a stale plan (:func:`fingerprint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import Field, Relationship, Schema
+
+__all__ = [
+    "CODES",
+    "FORMAT_VERSION",
+    "AddField",
+    "AddRelationship",
+    "Change",
+    "CodeInfo",
+    "CreateSchema",
+    "DeleteField",
+    "DeleteSchema",
+    "Finding",
+    "Impact",
+    "ImpactQuery",
+    "Note",
+    "Plan",
+    "PlanError",
+    "PlanFileError",
+    "PlanTampered",
+    "UnknownPlanVersion",
+    "UpdateField",
+    "UpdateRelationship",
+    "UpdateSchema",
+    "canonical_json",
+    "desired_digest",
+    "fingerprint",
+]
+
+#: Version of the JSON plan file. A file with another version is refused (:class:`UnknownPlanVersion`).
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Codes
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """A stable risk code: ``DL`` data loss, ``BC`` breaking, ``NA`` not allowed by the API."""
+
+    code: str
+    title: str
+    hint: str
+
+    @property
+    def family(self) -> str:
+        return self.code[:2]
+
+    @property
+    def severity(self) -> str:
+        return _SEVERITY[self.family]
+
+
+_SEVERITY = {"DL": "danger", "BC": "warning", "NA": "error"}
+
+#: Every code the planner emits. Stable: codes are never renumbered or reused (README documents them).
+CODES: dict[str, CodeInfo] = {
+    c.code: c
+    for c in (
+        CodeInfo("DL101", "delete a schema: all of its records are deleted",
+                 "apply needs --allow-data-loss; to keep the schema, put its file back or add it to protect"),
+        CodeInfo("DL102", "delete a field: its values on every record are lost",
+                 "apply needs --allow-data-loss; to keep the field, put it back in the file"),
+        CodeInfo("BC201", "make a field required while records lack a value",
+                 "fill the field on existing records first, or keep required: false"),
+        CodeInfo("BC202", "change a schema's slug: integrations using the old slug break",
+                 "update every integration that uses the old slug; remove renamed_from once applied"),
+        CodeInfo("NA301", "change a field's type",
+                 "add a field with a new id and delete the old one"),
+        CodeInfo("NA302", "re-use the id of a field that is marked for deletion",
+                 "deleted ids are not recycled at once; pick a new id"),
+        CodeInfo("NA303", "field id that differs from an existing one only by - / _ or case",
+                 "the API counts - and _ (and case) as the same; keep the existing id or pick a distinct one"),
+        CodeInfo("NA304", "remove or rename a dropdown/multiselect option",
+                 "options are append-only (a rename looks like remove + add); put the option back in the file"),
+        CodeInfo("NA305", "hasMany: true on a relationship",
+                 "the API accepts only hasMany: false; remove hasMany or set it to false"),
+        CodeInfo("NA306", "edit an inherited field or relationship of a child schema",
+                 "inherited fields belong to the parent schema: change them there, or add a new field"),
+        CodeInfo("NA307", "delete a field of a public or child schema",
+                 "the API deletes fields only on private schemas; put the field back in the file"),
+        CodeInfo("NA308", "change a relationship's namespace",
+                 "not documented as possible; add a relationship with a new id instead"),
+        CodeInfo("NA309", "delete a relationship",
+                 "the API has no way to delete a relationship; put it back in the file"),
+    )
+}
+
+#: Codes whose findings get a record count (an :class:`ImpactQuery`).
+COUNTED_CODES = frozenset({"DL101", "DL102", "BC201"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings and impact
+
+
+@dataclass(frozen=True)
+class Impact:
+    """How many records a change touches. ``None`` means unknown (rendered "unknown", never 0)."""
+
+    affected: int | None
+    total: int | None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"affected": self.affected, "total": self.total}
+
+
+@dataclass(frozen=True)
+class ImpactQuery:
+    """What to count for a destructive change, as data; :mod:`reconciler.impact` runs it.
+
+    ``filters`` are the records-list query parameters (``None``: count every record of the schema).
+    ``what`` is ``"records"`` (all records), ``"not_blank"`` or ``"blank"`` (records whose
+    ``field_id`` holds / lacks a value).
+    """
+
+    schema_id: str
+    what: Literal["records", "not_blank", "blank"]
+    field_id: str | None = None
+
+    @property
+    def filters(self) -> dict[str, str] | None:
+        if self.what == "records" or self.field_id is None:
+            return None
+        return {f"filters[fields.{self.field_id}][{self.what}]": "true"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_id": self.schema_id, "what": self.what, "field_id": self.field_id,
+                "filters": self.filters}
+
+
+def _n(value: int | None) -> str:
+    return "unknown" if value is None else f"{value:,}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One risk of a change (or one thing the API cannot do), with its stable code.
+
+    ``impact`` is ``None`` while not counted; an :class:`Impact` with ``None`` parts is "unknown".
+    ``subject`` names the thing, e.g. ``online-order.order-link``.
+    """
+
+    code: str
+    message: str
+    subject: str = ""
+    impact: Impact | None = None
+    acknowledged: bool = False
+
+    @property
+    def info(self) -> CodeInfo:
+        return CODES[self.code]
+
+    @property
+    def title(self) -> str:
+        return self.info.title
+
+    @property
+    def hint(self) -> str:
+        return self.info.hint
+
+    @property
+    def severity(self) -> str:
+        return self.info.severity
+
+    @property
+    def counted(self) -> bool:
+        return self.code in COUNTED_CODES
+
+    def impact_text(self) -> str | None:
+        """The record count in words, e.g. ``137 of 500 records hold a value that will be lost``."""
+        if not self.counted:
+            return None
+        if self.impact is None:
+            return "(impact not counted)"
+        a, t = self.impact.affected, self.impact.total
+        if self.code == "DL101":
+            n = a if a is not None else t
+            return "an unknown number of records will be deleted" if n is None else f"all {_n(n)} records will be deleted"
+        if a is None:
+            share = "an unknown number of records" if t is None else f"an unknown number of {_n(t)} records"
+        else:
+            share = f"{_n(a)} of {_n(t)} records" if t is not None else f"{_n(a)} of an unknown number of records"
+        if self.code == "DL102":
+            return f"{share} hold a value that will be lost"
+        return f"{share} have no value"
+
+    def line(self) -> str:
+        """``DL102 delete field online-order.order-link: 137 of 500 records hold a value that will be lost``."""
+        text = f"{self.code} {self.message}"
+        impact = self.impact_text()
+        if impact is not None:
+            text = f"{text} {impact}" if impact.startswith("(") else f"{text}: {impact}"
+        if self.acknowledged:
+            text += " (acknowledged)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "title": self.title,
+            "subject": self.subject,
+            "message": self.message,
+            "hint": self.hint,
+            "impact": None if self.impact is None else self.impact.to_dict(),
+            "acknowledged": self.acknowledged,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        imp = d.get("impact")
+        return cls(
+            code=d["code"],
+            message=d["message"],
+            subject=d.get("subject", ""),
+            impact=None if imp is None else Impact(imp.get("affected"), imp.get("total")),
+            acknowledged=bool(d.get("acknowledged", False)),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes
+
+
+def _dump(obj: Schema | Field | Relationship | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    return obj.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """One change. ``action`` is ``+`` / ``~`` / ``-``; :attr:`symbol` is ``!`` when blocked.
+
+    ``before`` is the live object (``None`` for adds), ``after`` the desired one (``None`` for
+    deletes); ``changed`` names the properties that differ (``labels.singular``, ``required``,
+    ``options``, ``slug`` …).
+    """
+
+    kind: ClassVar[str] = "change"
+    action: ClassVar[str] = "~"
+    noun: ClassVar[str] = "schema"
+    _model: ClassVar[type[Any]] = Schema
+
+    slug: str
+    schema_id: str | None = None
+    before: Any = None
+    after: Any = None
+    changed: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    blocked: bool = False
+    blocked_reason: str | None = None
+
+    @property
+    def subject_id(self) -> str | None:
+        """The field or relationship id (``None`` for schema changes)."""
+        return None
+
+    @property
+    def subject(self) -> str:
+        """``online-order`` or ``online-order.order-link``."""
+        return self.slug if self.subject_id is None else f"{self.slug}.{self.subject_id}"
+
+    @property
+    def symbol(self) -> str:
+        return "!" if self.blocked else self.action
+
+    @property
+    def key(self) -> str:
+        """Stable identity, e.g. ``online-order.order-link:delete-field``."""
+        return f"{self.subject}:{self.kind}"
+
+    @property
+    def verb(self) -> str:
+        return {"+": "create" if self.noun == "schema" else "add", "~": "update", "-": "delete"}[self.action]
+
+    def describe(self) -> str:
+        """One line: ``delete field online-order.order-link``."""
+        text = f"{self.verb} {self.noun} {self.subject}"
+        if self.changed:
+            text += f" ({', '.join(self.changed)})"
+        return text
+
+    @property
+    def impact_query(self) -> ImpactQuery | None:
+        """What to count for this change's counted finding (``None``: nothing to count)."""
+        return None
+
+    def values(self, prop: str) -> tuple[Any, Any]:
+        """``(before, after)`` of a changed property (``labels.singular`` …) in the compared views."""
+
+        def get(obj: Any) -> Any:
+            if obj is None:
+                return None
+            value: Any = obj.comparable()
+            for part in prop.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            return value
+
+        return get(self.before), get(self.after)
+
+    @property
+    def data_loss(self) -> bool:
+        return any(f.code.startswith("DL") for f in self.findings)
+
+    def with_impact(self, impact: Impact | None) -> Change:
+        findings = tuple(dataclasses.replace(f, impact=impact) if f.counted else f for f in self.findings)
+        return dataclasses.replace(self, findings=findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.impact_query
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "key": self.key,
+            "action": self.action,
+            "slug": self.slug,
+            "schema_id": self.schema_id,
+        }
+        out.update(self._extra_to_dict())
+        out.update({
+            "changed": list(self.changed),
+            "blocked": self.blocked,
+            "blocked_reason": self.blocked_reason,
+            "describe": self.describe(),
+            "findings": [f.to_dict() for f in self.findings],
+            "impact_query": None if q is None else q.to_dict(),
+            "before": _dump(self.before),
+            "after": _dump(self.after),
+        })
+        return out
+
+    def _extra_to_dict(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def _extra_from_dict(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Change:
+        sub = CHANGE_KINDS[d["kind"]]
+        model = sub._model
+
+        def load(v: Any) -> Any:
+            return None if v is None else model.model_validate(v)
+
+        return sub(
+            slug=d["slug"],
+            schema_id=d.get("schema_id"),
+            before=load(d.get("before")),
+            after=load(d.get("after")),
+            changed=tuple(d.get("changed", ())),
+            findings=tuple(Finding.from_dict(f) for f in d.get("findings", ())),
+            blocked=bool(d.get("blocked", False)),
+            blocked_reason=d.get("blocked_reason"),
+            **sub._extra_from_dict(d),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateSchema(Change):
+    """A new schema with all its fields and relationships (one POST). ``after`` is the desired Schema."""
+
+    kind: ClassVar[str] = "create-schema"
+    action: ClassVar[str] = "+"
+    before: None = None
+    after: Schema | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateSchema(Change):
+    """Schema labels/description, and the slug when renamed (``renamed_from`` is the old slug)."""
+
+    kind: ClassVar[str] = "update-schema"
+    action: ClassVar[str] = "~"
+    before: Schema | None = None
+    after: Schema | None = None
+    renamed_from: str | None = None
+
+    def describe(self) -> str:
+        text = super().describe()
+        return f"{text}, renamed from {self.renamed_from}" if self.renamed_from else text
+
+    def _extra_to_dict(self) -> dict[str, Any]:
+        return {"renamed_from": self.renamed_from}
+
+    @classmethod
+    def _extra_from_dict(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"renamed_from": d.get("renamed_from")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteSchema(Change):
+    """Delete a live schema that is not in the files (``prune``). All its records go (DL101)."""
+
+    kind: ClassVar[str] = "delete-schema"
+    action: ClassVar[str] = "-"
+    before: Schema | None = None
+    after: None = None
+
+    @property
+    def impact_query(self) -> ImpactQuery | None:
+        if self.schema_id is None:
+            return None
+        return ImpactQuery(self.schema_id, "records")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FieldChange(Change):
+    noun: ClassVar[str] = "field"
+    _model: ClassVar[type[Any]] = Field
+    field_id: str = ""
+    before: Field | None = None
+    after: Field | None = None
+
+    @property
+    def subject_id(self) -> str | None:
+        return self.field_id
+
+    def _extra_to_dict(self) -> dict[str, Any]:
+        return {"field_id": self.field_id}
+
+    @classmethod
+    def _extra_from_dict(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"field_id": d["field_id"]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddField(_FieldChange):
+    """A new field on an existing schema. ``after`` is the desired Field."""
+
+    kind: ClassVar[str] = "add-field"
+    action: ClassVar[str] = "+"
+
+    @property
+    def impact_query(self) -> ImpactQuery | None:
+        # A new required field: every existing record lacks a value (BC201).
+        if self.schema_id is None or not any(f.code == "BC201" for f in self.findings):
+            return None
+        return ImpactQuery(self.schema_id, "records", self.field_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateField(_FieldChange):
+    """Labels, description, required, scale, defaultCurrency, and option additions of a field."""
+
+    kind: ClassVar[str] = "update-field"
+    action: ClassVar[str] = "~"
+    added_options: tuple[str, ...] = ()
+
+    @property
+    def impact_query(self) -> ImpactQuery | None:
+        if self.schema_id is None or not any(f.code == "BC201" for f in self.findings):
+            return None
+        return ImpactQuery(self.schema_id, "blank", self.field_id)
+
+    def _extra_to_dict(self) -> dict[str, Any]:
+        return {"field_id": self.field_id, "added_options": list(self.added_options)}
+
+    @classmethod
+    def _extra_from_dict(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"field_id": d["field_id"], "added_options": tuple(d.get("added_options", ()))}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteField(_FieldChange):
+    """Delete a live field that is no longer in the file (its values are lost: DL102)."""
+
+    kind: ClassVar[str] = "delete-field"
+    action: ClassVar[str] = "-"
+
+    @property
+    def impact_query(self) -> ImpactQuery | None:
+        if self.schema_id is None:
+            return None
+        return ImpactQuery(self.schema_id, "not_blank", self.field_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RelationshipChange(Change):
+    noun: ClassVar[str] = "relationship"
+    _model: ClassVar[type[Any]] = Relationship
+    relationship_id: str = ""
+    before: Relationship | None = None
+    after: Relationship | None = None
+
+    @property
+    def subject_id(self) -> str | None:
+        return self.relationship_id
+
+    def _extra_to_dict(self) -> dict[str, Any]:
+        return {"relationship_id": self.relationship_id}
+
+    @classmethod
+    def _extra_from_dict(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"relationship_id": d["relationship_id"]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddRelationship(_RelationshipChange):
+    kind: ClassVar[str] = "add-relationship"
+    action: ClassVar[str] = "+"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateRelationship(_RelationshipChange):
+    """Labels or description of a relationship (its namespace cannot change: NA308)."""
+
+    kind: ClassVar[str] = "update-relationship"
+    action: ClassVar[str] = "~"
+
+
+CHANGE_KINDS: dict[str, type[Change]] = {
+    c.kind: c
+    for c in (CreateSchema, UpdateSchema, AddField, UpdateField, DeleteField, AddRelationship,
+              UpdateRelationship, DeleteSchema)
+}
+#: The order of kinds within one schema (deterministic plans).
+KIND_ORDER: dict[str, int] = {k: i for i, k in enumerate(CHANGE_KINDS)}
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """Something the files ask for that the API cannot do (an ``NA`` finding). Plans with errors
+    cannot be applied. ``noun``/``subject_id`` say where (``field``/``order-link``)."""
+
+    slug: str
+    noun: str
+    subject_id: str | None
+    finding: Finding
+
+    @property
+    def code(self) -> str:
+        return self.finding.code
+
+    @property
+    def message(self) -> str:
+        return self.finding.message
+
+    @property
+    def hint(self) -> str:
+        return self.finding.hint
+
+    @property
+    def subject(self) -> str:
+        return self.slug if self.subject_id is None else f"{self.slug}.{self.subject_id}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}:{self.code}"
+
+    def describe(self) -> str:
+        return f"{self.code} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "slug": self.slug, "noun": self.noun, "subject_id": self.subject_id,
+                "finding": self.finding.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlanError:
+        return cls(d["slug"], d["noun"], d.get("subject_id"), Finding.from_dict(d["finding"]))
+
+
+@dataclass(frozen=True)
+class Note:
+    """Information that changes nothing: ``unmanaged``, ``reorder``, ``rename`` …"""
+
+    slug: str
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slug": self.slug, "kind": self.kind, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Note:
+        return cls(d["slug"], d["kind"], d["message"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Digests
+
+
+def canonical_json(data: Any) -> str:
+    """The one JSON text of ``data`` that digests are taken over (sorted keys, no spaces)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def fingerprint(schema: Schema) -> str:
+    """sha256 of a live schema's full JSON (server ids, ``updatedTimestamp``, deleted fields included)."""
+    return _sha256(canonical_json(schema.model_dump(mode="json", by_alias=True)))
+
+
+def _desired_view(schema: Schema) -> dict[str, Any]:
+    view = schema.comparable()
+    view["protect"] = schema.protect
+    view["renamed_from"] = schema.renamed_from
+    view["acknowledge"] = sorted(schema.acknowledge)
+    view["field_flags"] = {
+        f.id: {"protect": f.protect, "acknowledge": sorted(f.acknowledge)} for f in schema.fields
+    }
+    return view
+
+
+def desired_digest(desired: Mapping[str, Schema] | Iterable[Schema]) -> str:
+    """sha256 over the desired schemas' comparable views plus their desired-only flags."""
+    schemas = desired.values() if isinstance(desired, Mapping) else desired
+    return _sha256(canonical_json({s.slug: _desired_view(s) for s in schemas}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan file errors
+
+
+class PlanFileError(ReconcilerError):
+    """A plan file cannot be used. ``str()`` is one line naming the file."""
+
+    def __init__(self, message: str, source: str | None = None):
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class PlanTampered(PlanFileError):
+    """The digest does not match the content: the file was modified after it was written."""
+
+
+class UnknownPlanVersion(PlanFileError):
+    """The file's ``format_version`` is not one this version of reconciler reads."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planned changes, errors and notes, plus what the plan was made from."""
+
+    changes: tuple[Change, ...] = ()
+    errors: tuple[PlanError, ...] = ()
+    notes: tuple[Note, ...] = ()
+    narrowed_by: dict[str, list[str]] | None = None
+    target: str | None = None
+    created_at: str | None = None
+    desired_digest: str = ""
+    live_fingerprints: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: per schema with changes or errors: how many of its fields/relationships are unchanged
+    unchanged: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    # -- views ---------------------------------------------------------------------------------
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """``add`` / ``change`` / ``destroy`` (blocked changes not counted), ``blocked``, ``errors``."""
+        out = {"add": 0, "change": 0, "destroy": 0, "blocked": 0, "errors": len(self.errors)}
+        for c in self.changes:
+            if c.blocked:
+                out["blocked"] += 1
+            else:
+                out[{"+": "add", "~": "change", "-": "destroy"}[c.action]] += 1
+        return out
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def data_loss_changes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.data_loss)
+
+    @property
+    def blocked_changes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.blocked)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Every finding: on changes, then the errors'."""
+        return tuple(f for c in self.changes for f in c.findings) + tuple(e.finding for e in self.errors)
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        """The schemas the plan says something about (changes, errors or notes), sorted."""
+        return tuple(sorted({c.slug for c in self.changes} | {e.slug for e in self.errors}
+                            | {n.slug for n in self.notes}))
+
+    def change(self, key: str) -> Change | None:
+        for c in self.changes:
+            if c.key == key:
+                return c
+        return None
+
+    def summary_line(self) -> str:
+        """``Plan: 1 to add, 2 to change, 1 to destroy.`` or ``No changes. The account matches the files.``"""
+        s = self.summary
+        if not self.changes and not self.errors:
+            line = "No changes. The account matches the files."
+        else:
+            line = f"Plan: {s['add']:,} to add, {s['change']:,} to change, {s['destroy']:,} to destroy."
+            if s["blocked"]:
+                line += f" {s['blocked']:,} blocked by protect."
+            if s["errors"]:
+                line += f" {s['errors']:,} {'error' if s['errors'] == 1 else 'errors'}: the API would refuse this plan."
+        narrowed = self.narrowed_text()
+        if narrowed:
+            line += f" Narrowed by {narrowed}."
+        return line
+
+    def narrowed_text(self) -> str | None:
+        """``--target a --exclude b`` when the plan was narrowed, else ``None``."""
+        if not self.narrowed_by:
+            return None
+        parts = [f"--target {t}" for t in self.narrowed_by.get("targets", ())]
+        parts += [f"--exclude {x}" for x in self.narrowed_by.get("excludes", ())]
+        return " ".join(parts) or None
+
+    # -- derivations -----------------------------------------------------------------------------
+
+    def with_impacts(self, impacts: Mapping[str, Impact | None]) -> Plan:
+        """A new plan whose counted findings carry these impacts (keyed by change key)."""
+        changes = tuple(c.with_impact(impacts[c.key]) if c.key in impacts else c for c in self.changes)
+        return dataclasses.replace(self, changes=changes)
+
+    def stamped(self, *, created_at: str | None = None, target: str | None = None) -> Plan:
+        """A new plan with its creation time and/or target URL set."""
+        return dataclasses.replace(
+            self,
+            created_at=created_at if created_at is not None else self.created_at,
+            target=target if target is not None else self.target,
+        )
+
+    # -- JSON ------------------------------------------------------------------------------------
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "target": self.target,
+            "created_at": self.created_at,
+            "narrowed_by": self.narrowed_by,
+            "desired_digest": self.desired_digest,
+            "live_fingerprints": dict(sorted(self.live_fingerprints.items())),
+            "summary": self.summary,
+            "unchanged": dict(sorted(self.unchanged.items())),
+            "changes": [c.to_dict() for c in self.changes],
+            "errors": [e.to_dict() for e in self.errors],
+            "notes": [n.to_dict() for n in self.notes],
+        }
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 over every other key of the plan file."""
+        return _sha256(canonical_json(self._body()))
+
+    def to_dict(self) -> dict[str, Any]:
+        body = self._body()
+        body["digest"] = self.digest
+        return body
+
+    def to_json(self) -> str:
+        """The plan file (pretty-printed, keys in a fixed order, ending in a newline)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | None = None) -> Plan:
+        if not isinstance(data, dict):
+            raise PlanFileError("not a plan file (expected a JSON object)", source)
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise UnknownPlanVersion(
+                f"plan format_version {version!r} is not supported (this reconciler reads {FORMAT_VERSION}); "
+                "plan again with this version",
+                source,
+            )
+        try:
+            plan = cls(
+                changes=tuple(Change.from_dict(c) for c in data["changes"]),
+                errors=tuple(PlanError.from_dict(e) for e in data["errors"]),
+                notes=tuple(Note.from_dict(n) for n in data["notes"]),
+                narrowed_by=data.get("narrowed_by"),
+                target=data.get("target"),
+                created_at=data.get("created_at"),
+                desired_digest=data["desired_digest"],
+                live_fingerprints=dict(data["live_fingerprints"]),
+                unchanged={k: dict(v) for k, v in data.get("unchanged", {}).items()},
+                format_version=version,
+            )
+        except PlanFileError:
+            raise
+        except Exception as exc:  # KeyError, TypeError, pydantic's ValidationError …
+            if data.get("digest") is not None and _sha256(canonical_json(
+                    {k: v for k, v in data.items() if k != "digest"})) != data.get("digest"):
+                raise PlanTampered("plan file was modified after it was written (digest mismatch)", source) from None
+            raise PlanFileError(f"not a valid plan file ({type(exc).__name__}: {exc})".splitlines()[0],
+                                source) from None
+        if data.get("digest") != plan.digest:
+            raise PlanTampered("plan file was modified after it was written (digest mismatch)", source)
+        return plan
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str | None = None) -> Plan:
+        """Read a plan file; raises :class:`UnknownPlanVersion`, :class:`PlanTampered` or :class:`PlanFileError`."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PlanFileError(f"not a plan file (invalid JSON: {exc})", source) from None
+        return cls.from_dict(data, source=source)

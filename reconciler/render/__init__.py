@@ -1,0 +1,157 @@
+"""Rendering a :class:`~reconciler.plan.Plan`: ``text`` (terminal), ``markdown`` (PR comment), ``json``.
+
+One entry point, :func:`render`. The helpers below are shared by the two human formats so they say
+the same thing in the same words: the plan is grouped into one :class:`SchemaBlock` per schema, and
+each change is described by :func:`change_text`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.model import Field, Relationship
+from reconciler.plan import Change, CreateSchema, DeleteSchema, Plan, PlanError, UpdateField, UpdateSchema
+
+__all__ = ["FORMATS", "SchemaBlock", "change_text", "render", "schema_blocks"]
+
+FORMATS = ("text", "markdown", "json")
+
+LEGEND = "+ create  ~ update in-place  - destroy  ! blocked"
+
+
+def render(plan: Plan, fmt: Literal["text", "markdown", "json"] = "text", color: bool = False) -> str:
+    """The plan as ``text`` (ANSI colour only when ``color``), ``markdown`` or ``json`` (the plan file)."""
+    if fmt == "text":
+        from reconciler.render.text import render_text
+
+        return render_text(plan, color=color)
+    if fmt == "markdown":
+        from reconciler.render.markdown import render_markdown
+
+        return render_markdown(plan)
+    if fmt == "json":
+        return plan.to_json()
+    raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def fmt_value(value: Any) -> str:
+    """A property value as shown in a diff: JSON-ish (``"A"``, ``null``, ``true``, ``2``)."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def field_brief(f: Field) -> str:
+    """``(number, required)``, ``(dropdown ["A", "B"])``, ``(currency USD)``."""
+    kind = f.type.value
+    if f.type.has_options:
+        kind += " " + fmt_value(list(f.option_values))
+    if f.default_currency:
+        kind += f" {f.default_currency}"
+    if f.scale is not None:
+        kind += f" scale {f.scale}"
+    parts = [kind]
+    if f.required:
+        parts.append("required")
+    return f"({', '.join(parts)})"
+
+
+def relationship_brief(r: Relationship) -> str:
+    return f"({r.namespace})"
+
+
+def property_lines(change: Change) -> list[str]:
+    """``labels.singular: "A" -> "B"`` for each changed property; options as additions."""
+    lines = []
+    for prop in change.changed:
+        if prop == "options" and isinstance(change, UpdateField):
+            lines.append("options: " + ", ".join(f"+ {fmt_value(v)}" for v in change.added_options))
+            continue
+        before, after = change.values(prop)
+        lines.append(f"{prop}: {fmt_value(before)} -> {fmt_value(after)}")
+    return lines
+
+
+def change_text(change: Change) -> tuple[str, list[str]]:
+    """A change's head line (without its symbol) and its property lines.
+
+    ``('field "x"', ['labels.singular: "A" -> "B"'])``; a single property is joined onto the head
+    by the renderers.
+    """
+    if isinstance(change, CreateSchema | DeleteSchema | UpdateSchema):
+        obj = change.after if change.after is not None else change.before
+        head = f'schema "{change.slug}"'
+        if obj is not None and not isinstance(change, UpdateSchema):
+            head += f" ({obj.labels.singular} / {obj.labels.plural})"
+        return head, property_lines(change)
+    head = f'{change.noun} "{change.subject_id}"'
+    obj = change.after if change.after is not None else change.before
+    if change.action in "+-" and obj is not None:
+        brief = field_brief(obj) if isinstance(obj, Field) else relationship_brief(obj)
+        head += f" {brief}"
+    return head, property_lines(change)
+
+
+@dataclass
+class SchemaBlock:
+    """Everything the plan says about one schema."""
+
+    slug: str
+    symbol: str  # + ~ - !
+    schema_change: Change | None = None
+    items: list[Change | PlanError] = field(default_factory=list)
+    hidden_fields: int = 0
+    hidden_relationships: int = 0
+
+    @property
+    def changes(self) -> list[Change]:
+        out = [self.schema_change] if self.schema_change is not None else []
+        return out + [i for i in self.items if isinstance(i, Change)]
+
+    @property
+    def errors(self) -> list[PlanError]:
+        return [i for i in self.items if isinstance(i, PlanError)]
+
+    @property
+    def findings_count(self) -> int:
+        return sum(len(c.findings) for c in self.changes)
+
+
+def _item_key(item: Change | PlanError) -> tuple[int, str, int]:
+    noun_rank = {"schema": 0, "field": 1, "relationship": 2}[item.noun]
+    kind_rank = 99 if isinstance(item, PlanError) else ["+", "~", "-"].index(item.action)
+    return noun_rank, item.subject_id or "", kind_rank
+
+
+def schema_blocks(plan: Plan) -> list[SchemaBlock]:
+    """One block per schema with changes or errors, in slug order."""
+    blocks: dict[str, SchemaBlock] = {}
+    for c in plan.changes:
+        b = blocks.setdefault(c.slug, SchemaBlock(c.slug, "~"))
+        if isinstance(c, CreateSchema | UpdateSchema | DeleteSchema):
+            b.schema_change = c
+        else:
+            b.items.append(c)
+    for e in plan.errors:
+        b = blocks.setdefault(e.slug, SchemaBlock(e.slug, "!"))
+        b.items.append(e)
+    for b in blocks.values():
+        b.items.sort(key=_item_key)
+        counts = plan.unchanged.get(b.slug, {})
+        b.hidden_fields = counts.get("fields", 0)
+        b.hidden_relationships = counts.get("relationships", 0)
+        if isinstance(b.schema_change, CreateSchema | DeleteSchema):
+            b.symbol = b.schema_change.symbol
+        else:
+            b.symbol = "~" if b.changes else "!"
+    return [blocks[s] for s in sorted(blocks)]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
