@@ -1,0 +1,75 @@
+"""Shared fixtures: a sandbox served over real HTTP, and the CLI run in-process against it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import run
+from reconciler.sandbox import SandboxSettings
+from reconciler.sandbox.testing import running_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "tok-SECRET-e2e-7f3a91"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[object]:
+    """A fresh in-memory sandbox on a free loopback port, rate limit off, our token."""
+    with running_sandbox(SandboxSettings(token=TOKEN, rate_limit=0)) as sb:
+        yield sb
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    """Runs ``reconciler`` in-process, in a project folder, against one sandbox."""
+
+    def __init__(self, workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+        self.workdir = workdir
+        self.capsys = capsys
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, *args: str) -> Result:
+        self.capsys.readouterr()
+        code = run(list(args))
+        out, err = self.capsys.readouterr()
+        return Result(code, out, err)
+
+    @property
+    def schemas(self) -> Path:
+        return self.workdir / "schemas"
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.schemas / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path, sandbox: object, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The CLI in an empty project folder, its target the ``sandbox`` fixture over HTTP."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AC_API_URL", sandbox.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("AC_API_TOKEN", TOKEN)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    (tmp_path / "schemas").mkdir()
+    return Cli(tmp_path, capsys, monkeypatch)
+
+
+@pytest.fixture
+def seed_files(cli: Cli) -> Cli:
+    """The project with the shipped ``schemas/orders.yaml``."""
+    shutil.copy(ROOT / "schemas" / "orders.yaml", cli.schemas / "orders.yaml")
+    return cli
