@@ -10,7 +10,6 @@ Exit codes: 0 ok / no changes, 1 error, 2 changes (``plan --detailed-exitcode``,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -61,6 +60,8 @@ def _err(message: str) -> None:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     return asyncio.run(coro)
 
 
@@ -250,6 +251,7 @@ def _say_target(target: Target, fmt_: str = "text") -> None:
     """The first line of every command that talks to an account: which one (never the token)."""
     if fmt_ == "text":
         click.echo(target.describe())
+        click.echo("")
     else:
         _err(target.describe())
 
@@ -336,6 +338,8 @@ def apply(g: Globals, env: str | None, url: str | None, planfile: Path | None, a
 
 async def _apply(g: Globals, target: Target, the_plan: Plan, desired: Any, options: PlanOptions,
                  allow_data_loss: bool, saved: bool) -> int:
+    import asyncio
+
     from reconciler.applier import ApplyRefused, PreflightFailed, StalePlan, StepResult, apply_plan
     from reconciler.plan import desired_digest
 
