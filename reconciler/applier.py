@@ -3,9 +3,11 @@
 A plan becomes *steps* (one API write each) grouped in ordered *stages*:
 
 1. schema creates, each with all its fields and relationships in the one POST; a schema that
-   another new schema's relationship points at is created first;
+   another new schema's relationship points at is created in an earlier stage (a relationship that
+   closes a cycle between new schemas is added by a PUT once both exist);
 2. schema updates: every label/description/slug change, field addition, field property change and
-   option addition of one schema in a single PUT (preflighted first with ``validateOnly``);
+   option addition of one schema in a single PUT (preflighted first with ``validateOnly``); renames
+   first. A field delete that frees a label which an update takes over runs just before them;
 3. field deletes, one DELETE each;
 4. schema deletes, one DELETE each.
 
@@ -25,7 +27,7 @@ from typing import Any
 
 from reconciler.client import Client
 from reconciler.errors import ApiError, ReconcilerError, TransportFailure
-from reconciler.model import Schema
+from reconciler.model import Field, Schema
 from reconciler.plan import (
     AddField,
     AddRelationship,
@@ -129,7 +131,15 @@ def check_fresh(plan: Plan, live: Mapping[str, Schema], *, desired_digest: str |
 
 @dataclass(frozen=True)
 class Step:
-    """One API write and the plan changes it carries out."""
+    """One API write and the plan changes it carries out.
+
+    ``schema_id`` is ``None`` for a ``link`` step: it adds relationships to a schema created earlier
+    in the same run, whose id is known only then. ``counted`` is ``False`` for such a step (its
+    relationship was counted with the schema's create). ``preflight`` is the ``validateOnly`` body
+    of an update (``None``: not preflighted): the body without what cannot be checked before the
+    earlier stages ran (relationships to schemas not created yet, fields whose labels are freed only
+    by an earlier delete).
+    """
 
     stage: int
     slug: str
@@ -139,6 +149,8 @@ class Step:
     body: Mapping[str, Any] | None = None
     field_id: str | None = None
     after: Schema | None = None
+    counted: bool = True
+    preflight: Mapping[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -153,6 +165,20 @@ class StepResult:
     error: str | None = None
 
 
+def _options_body(c: UpdateField) -> list[dict[str, str]] | None:
+    """The options of an update: the live ones in the live order, then the added ones.
+
+    Options are append-only (ac-api.md U8) and the API cannot reorder (the planner ignores order):
+    sending the file's order could reorder the live options, or read as a rename.
+    """
+    assert c.after is not None
+    if not c.after.type.has_options:
+        return None
+    live = c.before.option_values if isinstance(c.before, Field) else ()
+    values = list(live) + [v for v in c.after.option_values if v not in live]
+    return [{"value": v} for v in values]
+
+
 def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
     """One PUT body for all of a schema's in-place changes (the API merges fields by id)."""
     body: dict[str, Any] = {}
@@ -162,15 +188,19 @@ def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
             assert after is not None
             if "slug" in c.changed:
                 body["slug"] = after.slug
-            if "labels" in c.changed or any(k.startswith("labels") for k in c.changed):
+            if any(k == "labels" or k.startswith("labels.") for k in c.changed):
                 body["labels"] = {"singular": after.labels.singular, "plural": after.labels.plural}
             if "description" in c.changed:
-                body["description"] = after.description or ""
+                body["description"] = after.description or ""  # "" clears it (the API merges)
         elif isinstance(c, (AddField, UpdateField)):
             assert c.after is not None
             wire = field_to_api(c.after)
-            if isinstance(c, UpdateField) and "description" in c.changed and c.after.description is None:
-                wire["description"] = ""  # the API merges: an omitted description would be kept
+            if isinstance(c, UpdateField):
+                if "description" in c.changed and c.after.description is None:
+                    wire["description"] = ""  # the API merges: an omitted description would be kept
+                options = _options_body(c)
+                if options is not None:
+                    wire["options"] = options
             body.setdefault("fields", []).append(wire)
         elif isinstance(c, (AddRelationship, UpdateRelationship)):
             assert c.after is not None
@@ -181,30 +211,110 @@ def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
     return body
 
 
-def _creation_order(creates: list[CreateSchema]) -> list[CreateSchema]:
-    """Schemas that a new schema's relationship points at come first (a stable topological sort)."""
-    by_slug = {c.slug: c for c in creates}
-    done: set[str] = set()
-    ordered: list[CreateSchema] = []
+def _creation_levels(creates: Sequence[CreateSchema]) -> tuple[list[list[CreateSchema]], dict[str, list[str]]]:
+    """New schemas in dependency levels: a schema that another new schema's relationship points at
+    is in an earlier level (each level is created concurrently, one level after the other).
 
-    def visit(c: CreateSchema, path: frozenset[str]) -> None:
-        if c.slug in done or c.slug in path:
-            return
+    A cycle of relationships between new schemas (``a -> b -> a``) cannot be created in single
+    POSTs: the relationship that closes it is deferred (returned as ``{slug: [relationship id]}``)
+    and added by a PUT once both exist. Self-references need nothing: the API accepts its own slug.
+    """
+    by_slug = {c.slug: c for c in creates}
+    deferred: dict[str, list[str]] = {}
+    level: dict[str, int] = {}
+    on_path: set[str] = set()
+
+    def visit(c: CreateSchema) -> int:
+        if c.slug in level:
+            return level[c.slug]
+        on_path.add(c.slug)
         assert c.after is not None
+        depth = 0
         for rel in c.after.relationships:
             dep = by_slug.get(rel.namespace)
-            if dep is not None:
-                visit(dep, path | {c.slug})
-        done.add(c.slug)
-        ordered.append(c)
+            if dep is None or dep.slug == c.slug:
+                continue
+            if dep.slug in on_path:  # closes a cycle: added after both exist
+                deferred.setdefault(c.slug, []).append(rel.id)
+                continue
+            depth = max(depth, visit(dep) + 1)
+        on_path.discard(c.slug)
+        level[c.slug] = depth
+        return depth
 
     for c in creates:
-        visit(c, frozenset())
-    return ordered
+        visit(c)
+    levels: list[list[CreateSchema]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for c in creates:
+        levels[level[c.slug]].append(c)
+    return levels, deferred
+
+
+def _label_keys(f: Field) -> set[tuple[str, str]]:
+    return {("singular", f.labels.singular.casefold()), ("plural", f.labels.plural.casefold())}
+
+
+def _early_deletes(in_place: Mapping[str, Sequence[Change]], field_deletes: Sequence[DeleteField]) -> set[str]:
+    """Keys of the field deletes that must run BEFORE the updates: the API wants field labels unique
+    among a schema's live fields (U7), so a field that takes over the label of a deleted one (a field
+    renamed by id, keeping its label) can only be written once the old one is gone."""
+    early: set[str] = set()
+    for d in field_deletes:
+        if not isinstance(d.before, Field):
+            continue
+        freed = _label_keys(d.before)
+        for c in in_place.get(d.slug, ()):
+            if isinstance(c, (AddField, UpdateField)) and c.after is not None and _label_keys(c.after) & freed:
+                early.add(d.key)
+    return early
+
+
+def _not_preflightable(changes: Sequence[Change], early: Sequence[DeleteField]) -> set[str]:
+    """Ids of the fields an update's preflight must leave out: those taking over a label that an
+    early delete frees, and (transitively) those taking over a label of a field left out, which
+    keeps its live label during the preflight."""
+    held: set[tuple[str, str]] = set()
+    for d in early:
+        if isinstance(d.before, Field):
+            held |= _label_keys(d.before)
+    fields = [c for c in changes if isinstance(c, (AddField, UpdateField)) and c.after is not None]
+    out: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for c in fields:
+            assert c.after is not None
+            if c.field_id not in out and _label_keys(c.after) & held:
+                out.add(c.field_id)
+                if isinstance(c.before, Field):
+                    held |= _label_keys(c.before)
+                grew = True
+    return out
+
+
+def _preflight_body(body: Mapping[str, Any], not_yet: set[str], claimed: set[str]) -> dict[str, Any] | None:
+    """``body`` without what only the earlier stages make valid (see :class:`Step`); ``None`` if empty."""
+    out = dict(body)
+    if "relationships" in out:
+        out["relationships"] = [r for r in out["relationships"] if r.get("namespace") not in not_yet]
+        if not out["relationships"]:
+            del out["relationships"]
+    if "fields" in out:
+        out["fields"] = [f for f in out["fields"] if f.get("id") not in claimed]
+        if not out["fields"]:
+            del out["fields"]
+    return out or None
 
 
 def build_stages(plan: Plan) -> list[list[Step]]:
-    """The plan's changes as ordered stages of steps."""
+    """The plan's changes as ordered stages of steps (each stage runs after the previous one):
+
+    * creates (``Step.stage`` 1), one level of relationship dependencies after the other;
+    * field deletes that free a label an update takes over (see :func:`_early_deletes`), then the
+      updates (stage 2): renames first, then the others (which may point at a renamed slug), then
+      the relationships deferred from the creates (closing a cycle, or pointing at a renamed slug);
+    * the other field deletes (stage 3); schema deletes (stage 4).
+    """
     creates = [c for c in plan.changes if isinstance(c, CreateSchema)]
     in_place: dict[str, list[Change]] = {}
     field_deletes: list[DeleteField] = []
@@ -216,24 +326,60 @@ def build_stages(plan: Plan) -> list[list[Step]]:
             field_deletes.append(c)
         elif isinstance(c, DeleteSchema):
             schema_deletes.append(c)
+    renamed_to = {c.slug for c in plan.changes if isinstance(c, UpdateSchema) and "slug" in c.changed}
+    new_slugs = {c.slug for c in creates} | renamed_to
 
-    stage1 = [Step(1, c.slug, (c,), "create", after=c.after) for c in _creation_order(creates)]
-    stage2 = []
+    stages: list[list[Step]] = []
+    levels, deferred = _creation_levels(creates)
+    links: list[Step] = []
+    for level in levels:
+        stage: list[Step] = []
+        for c in level:
+            assert c.after is not None
+            later = set(deferred.get(c.slug, ())) | {r.id for r in c.after.relationships
+                                                       if r.namespace in renamed_to and r.namespace != c.slug}
+            after = c.after
+            if later:
+                after = after.model_copy(update={"relationships": tuple(r for r in after.relationships
+                                                                         if r.id not in later)})
+                adds = tuple(AddRelationship(slug=c.slug, relationship_id=r.id, after=r)
+                             for r in c.after.relationships if r.id in later)
+                links.append(Step(2, c.slug, adds, "update", body=_update_body(adds), counted=False))
+            stage.append(Step(1, c.slug, (c,), "create", after=after))
+        stages.append(stage)
+
+    early = _early_deletes(in_place, field_deletes)
+    claimed = {slug: _not_preflightable(in_place.get(slug, ()), [d for d in field_deletes if d.slug == slug
+                                                                 and d.key in early])
+               for slug in {d.slug for d in field_deletes if d.key in early}}
+    stages.append([Step(2, c.slug, (c,), "delete-field", schema_id=c.schema_id, field_id=c.field_id)
+                   for c in field_deletes if c.key in early])
+
+    renames: list[Step] = []
+    updates: list[Step] = []
     for slug, changes in sorted(in_place.items()):
-        schema_id = changes[0].schema_id
-        stage2.append(Step(2, slug, tuple(changes), "update", schema_id=schema_id, body=_update_body(changes)))
-    stage3 = [Step(3, c.slug, (c,), "delete-field", schema_id=c.schema_id, field_id=c.field_id) for c in field_deletes]
-    stage4 = [Step(4, c.slug, (c,), "delete-schema", schema_id=c.schema_id) for c in schema_deletes]
-    return [s for s in (stage1, stage2, stage3, stage4) if s]
+        body = _update_body(changes)
+        step = Step(2, slug, tuple(changes), "update", schema_id=changes[0].schema_id, body=body,
+                    preflight=_preflight_body(body, new_slugs, claimed.get(slug, set())))
+        is_rename = any(isinstance(c, UpdateSchema) and "slug" in c.changed for c in changes)
+        (renames if is_rename else updates).append(step)
+    stages += [renames, updates, links]
+    stages.append([Step(3, c.slug, (c,), "delete-field", schema_id=c.schema_id, field_id=c.field_id)
+                   for c in field_deletes if c.key not in early])
+    stages.append([Step(4, c.slug, (c,), "delete-schema", schema_id=c.schema_id) for c in schema_deletes])
+    return [s for s in stages if s]
 
 
-async def _run_step(client: Client, step: Step) -> None:
+async def _run_step(client: Client, step: Step, created: dict[str, str]) -> None:
     if step.method == "create":
         assert step.after is not None
-        await client.create_schema(step.after)
+        made = await client.create_schema(step.after)
+        if made.id is not None:
+            created[step.slug] = made.id
     elif step.method == "update":
-        assert step.schema_id is not None and step.body is not None
-        await client.update_schema(step.schema_id, dict(step.body))
+        schema_id = step.schema_id or created.get(step.slug)
+        assert schema_id is not None and step.body is not None
+        await client.update_schema(schema_id, dict(step.body))
     elif step.method == "delete-field":
         assert step.schema_id is not None and step.field_id is not None
         await client.delete_field(step.schema_id, step.field_id)
@@ -248,13 +394,15 @@ async def preflight(client: Client, stages: Sequence[Sequence[Step]]) -> None:
     """Send every update once with ``validateOnly``; raise :class:`PreflightFailed` on any rejection.
 
     Creates and deletes cannot be preflighted: the API documents ``validateOnly`` for updates only.
+    An update is checked without what only an earlier stage makes valid (:attr:`Step.preflight`).
     """
-    updates = [s for stage in stages for s in stage if s.method == "update"]
+    updates = [s for stage in stages for s in stage
+               if s.method == "update" and s.schema_id is not None and s.preflight is not None]
 
     async def check(step: Step) -> tuple[str, Exception] | None:
-        assert step.schema_id is not None and step.body is not None
+        assert step.schema_id is not None and step.preflight is not None
         try:
-            await client.update_schema(step.schema_id, dict(step.body), validate_only=True)
+            await client.update_schema(step.schema_id, dict(step.preflight), validate_only=True)
         except (ApiError, TransportFailure) as exc:
             return step.slug, exc
         return None
@@ -291,7 +439,7 @@ class ApplyResult:
         """(added, changed, destroyed) among the changes whose step was done."""
         added = changed = destroyed = 0
         for r in self.results:
-            if r.status != "done":
+            if r.status != "done" or not r.step.counted:
                 continue
             for c in r.step.changes:
                 if c.action == "+":
@@ -335,6 +483,7 @@ async def apply_plan(
         await preflight(client, stages)
     stop = stop or asyncio.Event()
     gate = asyncio.Semaphore(concurrency)
+    created: dict[str, str] = {}  # slug -> id of the schemas created by this run
 
     async def run(step: Step) -> StepResult:
         async with gate:
@@ -342,10 +491,11 @@ async def apply_plan(
                 return StepResult(step, "not started")
             started = time.perf_counter()
             try:
-                await _run_step(client, step)
-            except (ApiError, TransportFailure) as exc:
+                await _run_step(client, step, created)
+            except Exception as exc:  # any failure stops new writes and is reported
                 stop.set()
-                res = StepResult(step, "failed", time.perf_counter() - started, str(exc))
+                text = str(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
+                res = StepResult(step, "failed", time.perf_counter() - started, text)
             else:
                 res = StepResult(step, "done", time.perf_counter() - started)
         if on_step is not None:
