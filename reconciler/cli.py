@@ -133,6 +133,62 @@ def _render(plan: Plan, fmt: str, color: bool) -> str:
     return render(plan, fmt, color=color)
 
 
+def _step_summary(markdown: str) -> None:
+    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY`` when it is set (GitHub Actions); else nothing."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown.rstrip("\n") + "\n\n")
+    except OSError as exc:
+        _err(f"Warning: cannot write the step summary {path} ({exc.strerror or exc})")
+
+
+def _project_root(g: Globals) -> Path:
+    """The folder of reconciler.yaml (the current directory by default): where json-schema/ lives."""
+    return (g.config or Path("reconciler.yaml")).resolve().parent
+
+
+def _schema_ref(g: Globals, directory: Path) -> str | None:
+    """The modeline target for files in ``directory``, when the committed JSON Schema copy exists."""
+    from reconciler.json_schema import copy_path, modeline_ref
+
+    root = _project_root(g)
+    return modeline_ref(root, directory) if copy_path(root).exists() else None
+
+
+def _many(envs: tuple[str, ...], all_envs: bool) -> bool:
+    return all_envs or len(envs) > 1
+
+
+def _resolve_many(project: ProjectConfig, url: str | None, envs: tuple[str, ...], all_envs: bool,
+                  what: str) -> tuple[list[str], Callable[[str], Target]]:
+    """The environments of a multi-environment run and how to resolve each (from reconciler.yaml only)."""
+    from reconciler.config import ENV_URL, resolve_target
+    from reconciler.envs import environment_names
+
+    if url:
+        raise CommandError(f"--url cannot be combined with several environments ({what} --env A --env B / --all-envs)")
+    names = environment_names(project.environments, envs, all_envs)
+    environ = {k: v for k, v in os.environ.items() if k != ENV_URL}
+    if os.environ.get(ENV_URL):
+        _err(f"Note: ${ENV_URL} is ignored with several environments: each uses its url from reconciler.yaml")
+
+    def resolve(name: str) -> Target:
+        return resolve_target(url=None, token=None, env=name, project=project, environ=environ, workdir=Path.cwd())
+
+    return names, resolve
+
+
+def _section_head(name: str, target: Target | None, fmt_: str) -> str:
+    if fmt_ == "markdown":
+        where = f" · {target.describe()}" if target is not None else ""
+        return f"## Environment `{name}`{where}\n"
+    where = f"\n{target.describe()}" if target is not None else ""
+    return f'=== Environment "{name}" ==={where}\n'
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -154,13 +210,37 @@ def _target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _envs_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--all-envs", is_flag=True,
+                     help="Every environment of reconciler.yaml, concurrently: one section each.")(f)
+    f = click.option("--env", "envs", multiple=True,
+                     help="Environment from reconciler.yaml (repeatable: one section per environment).")(f)
+    f = click.option("--url", help="API URL (overrides AC_API_URL).")(f)
+    return f
+
+
 @cli.command()
 @click.pass_obj
 def validate(g: Globals) -> int:
-    """Parse and check the schema files offline."""
-    project, _ = _project(g)
+    """Parse and check the schema files (and reconciler.yaml) offline; report every problem."""
+    from reconciler.files import FilesError
+    from reconciler.project import ProjectConfig
+
+    errors: list[Any] = []
+    try:
+        project, _ = _project(g)
+    except FilesError as exc:
+        errors += exc.errors
+        project = ProjectConfig()
     directory = _schemas_dir(g, project)
-    loaded = _load_desired(directory)
+    try:
+        loaded = _load_desired(directory)
+    except FilesError as exc:
+        errors += exc.errors
+    if errors:
+        raise FilesError(errors)
+    if loaded.missing:
+        raise CommandError(f"no schema directory {directory}/")
     n = len(loaded.schemas)
     click.echo(f"{n} schema{'s' if n != 1 else ''} in {directory}/ valid.")
     return EXIT_OK
@@ -175,7 +255,7 @@ def fmt(g: Globals, check: bool) -> int:
 
     project, _ = _project(g)
     directory = _schemas_dir(g, project)
-    changed = fmt_dir(directory, check=check)
+    changed = fmt_dir(directory, check=check, schema_ref=_schema_ref(g, directory))
     for path in changed:
         click.echo(f"{'would reformat' if check else 'reformatted'} {path}")
     if check and changed:
@@ -209,8 +289,12 @@ def export(g: Globals, env: str | None, url: str | None, slugs: tuple[str, ...],
         if missing:
             raise CommandError(f"no schema with slug {', '.join(missing)} in the account")
         live = [s for s in live if s.slug in slugs]
-    written = export_schemas(live, out_dir or _schemas_dir(g, project), force=force)
-    for path in written:
+    from reconciler.json_schema import modeline_ref, write_copies
+
+    directory = out_dir or _schemas_dir(g, project)
+    root = _project_root(g)
+    written = export_schemas(live, directory, force=force, schema_ref=modeline_ref(root, directory))
+    for path in [*written, *write_copies(root, only_missing=True)]:  # + the editor schema they point at
         click.echo(f"wrote {path}")
     if not written:
         click.echo("Nothing to export: every file is up to date.")
@@ -218,33 +302,80 @@ def export(g: Globals, env: str | None, url: str | None, slugs: tuple[str, ...],
 
 
 @cli.command()
-@_target_options
+@_envs_options
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `apply PLANFILE`.")
 @click.option("--format", "fmt_", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--target", "targets", multiple=True, help="Plan only this schema slug (repeatable).")
 @click.option("--exclude", "excludes", multiple=True, help="Leave this schema slug out (repeatable).")
 @click.pass_obj
-def plan(g: Globals, env: str | None, url: str | None, out: Path | None, fmt_: str, detailed_exitcode: bool,
-         targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
+def plan(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, out: Path | None, fmt_: str,
+         detailed_exitcode: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
     """Compare the schema files with the account and print what apply would do."""
     project, _ = _project(g)
     directory = _schemas_dir(g, project)
     desired = _load_desired(directory)
-    target = _target(project, env, url)
+    if _many(envs, all_envs):
+        if out is not None:
+            raise CommandError("--out saves the plan of one account: pick one --env")
+        return _plan_many(g, project, desired, url, envs, all_envs, fmt_, detailed_exitcode, targets, excludes)
+    target = _target(project, envs[0] if envs else None, url)
     _say_target(target, fmt_)
     options = _plan_options(project, target, targets, excludes, desired.empty)
     the_plan = _run(_fresh_plan(target, desired, options))
     if out is not None:
         _write_atomic(out, the_plan.to_json())
     click.echo(_render(the_plan, fmt_, g.use_color()))
+    _step_summary(_render(the_plan, "markdown", False))
     if out is not None:
         _err(f"Saved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
+    return _plan_code(the_plan, detailed_exitcode)
+
+
+def _plan_code(the_plan: Plan, detailed_exitcode: bool) -> int:
     if the_plan.has_errors:
         return EXIT_ERROR
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _plan_many(g: Globals, project: ProjectConfig, desired: Any, url: str | None, envs: tuple[str, ...],
+               all_envs: bool, fmt_: str, detailed_exitcode: bool, targets: tuple[str, ...],
+               excludes: tuple[str, ...]) -> int:
+    """``plan`` for several environments at once: one section (and one exit code) per environment."""
+    import json
+
+    from reconciler.envs import most_severe, run_environments
+
+    names, resolve = _resolve_many(project, url, envs, all_envs, "plan")
+
+    async def job(target: Target) -> Plan:
+        return await _fresh_plan(target, desired, _plan_options(project, target, targets, excludes, desired.empty))
+
+    results = _run(run_environments(names, resolve, job))
+    codes = [EXIT_ERROR if r.value is None else _plan_code(r.value, detailed_exitcode) for r in results]
+    markdown = []
+    for r in results:
+        body = f"**Error:** {r.error}" if r.value is None else _render(r.value, "markdown", False)
+        markdown.append(_section_head(r.name, r.target, "markdown") + "\n" + body)
+    if fmt_ == "json":
+        click.echo(json.dumps({"environments": {
+            r.name: {"target": r.target.url if r.target else None, "error": r.error,
+                     "plan": r.value.to_dict() if r.value is not None else None}
+            for r in results}}, indent=2, ensure_ascii=False))
+    elif fmt_ == "markdown":
+        click.echo("\n".join(markdown))
+    else:
+        for r in results:
+            click.echo(_section_head(r.name, r.target, "text"))
+            click.echo(f"Error: {r.error}" if r.value is None else _render(r.value, "text", g.use_color()))
+            click.echo("")
+    for r in results:
+        if r.error is not None:
+            _err(f'Error in environment "{r.name}": {r.error}')
+    _step_summary("\n".join(markdown))
+    return most_severe(codes)
 
 
 def _say_target(target: Target, fmt_: str = "text") -> None:
@@ -292,8 +423,6 @@ def _read_plan(planfile: Path) -> Plan:
 def apply(g: Globals, env: str | None, url: str | None, planfile: Path | None, auto_approve: bool,
           allow_data_loss: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
     """Execute a fresh plan, or exactly the saved PLANFILE."""
-    from reconciler.applier import gate_reasons
-
     project, _ = _project(g)
     directory = _schemas_dir(g, project)
     desired = _load_desired(directory)
@@ -316,15 +445,36 @@ def apply(g: Globals, env: str | None, url: str | None, planfile: Path | None, a
         the_plan = _run(_fresh_plan(target, desired, options))
         click.echo(_render(the_plan, "text", g.use_color()))
 
+    outcome: list[str] = []
+    try:
+        code = _apply_checked(g, target, the_plan, desired, options, allow_data_loss, saved, auto_approve, outcome)
+    except CommandError as exc:
+        outcome.append(f"Apply failed: {exc}")
+        raise
+    finally:
+        if outcome:
+            applied = _render(the_plan, "markdown", False).replace("### Reconciler plan", "#### The plan", 1)
+            _step_summary("### Reconciler apply\n\n" + "\n\n".join(f"**{line}**" for line in outcome)
+                          + "\n\n" + applied)
+    return code
+
+
+def _apply_checked(g: Globals, target: Target, the_plan: Plan, desired: Any, options: PlanOptions,
+                   allow_data_loss: bool, saved: bool, auto_approve: bool, outcome: list[str]) -> int:
+    """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary."""
+    from reconciler.applier import gate_reasons
+
     reasons = gate_reasons(the_plan, allow_data_loss=allow_data_loss)
     if reasons:
         _err("Apply refused; nothing was changed:")
         for line in reasons:
             _err(f"  {line}")
+        outcome.append("Apply refused; nothing was changed: " + "; ".join(reasons))
         return EXIT_REFUSED
     if not the_plan.has_changes:
         if saved:
             click.echo("No changes. The account matches the files.")
+        outcome.append("No changes. The account matches the files.")
         return EXIT_OK
     if not saved and not auto_approve:
         if not sys.stdin.isatty():
@@ -332,16 +482,21 @@ def apply(g: Globals, env: str | None, url: str | None, planfile: Path | None, a
         click.echo("\nDo you want to perform these actions? Only 'yes' will be accepted.")
         if click.prompt("  Enter a value", default="", show_default=False).strip() != "yes":
             click.echo("Apply cancelled.")
+            outcome.append("Apply cancelled.")
             return EXIT_ERROR
-    return _run(_apply(g, target, the_plan, desired, options, allow_data_loss, saved))
+    return _run(_apply(g, target, the_plan, desired, options, allow_data_loss, saved, outcome))
 
 
 async def _apply(g: Globals, target: Target, the_plan: Plan, desired: Any, options: PlanOptions,
-                 allow_data_loss: bool, saved: bool) -> int:
+                 allow_data_loss: bool, saved: bool, outcome: list[str] | None = None) -> int:
     import asyncio
 
     from reconciler.applier import ApplyRefused, PreflightFailed, StalePlan, StepResult, apply_plan
     from reconciler.plan import desired_digest
+
+    def note(line: str) -> None:
+        if outcome is not None:
+            outcome.append(line)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -366,6 +521,7 @@ async def _apply(g: Globals, target: Target, the_plan: Plan, desired: Any, optio
         _err("Apply refused; nothing was changed:")
         for line in exc.reasons:
             _err(f"  {line}")
+        note("Apply refused; nothing was changed: " + "; ".join(exc.reasons))
         return EXIT_REFUSED
     except (StalePlan, PreflightFailed) as exc:
         raise CommandError(f"{exc}. Nothing was changed.") from None
@@ -383,15 +539,107 @@ async def _apply(g: Globals, target: Target, the_plan: Plan, desired: Any, optio
                 click.echo(f"  {r.status:<11} {r.step.slug}: {change.describe()}{detail}")
         click.echo(f"Resources: {added} added, {changed} changed, {destroyed} destroyed. "
                    "Run apply again to converge.")
+        note(f"Apply stopped: {added} added, {changed} changed, {destroyed} destroyed. Run apply again to converge.")
         return EXIT_ERROR
     if not result.verified:
         click.echo("")
         click.echo("The account still differs from the files after the writes:")
         assert result.remaining is not None
         click.echo(_render(result.remaining, "text", g.use_color()))
+        note("The account still differs from the files after the writes.")
         return EXIT_ERROR
     click.echo("")
     click.echo(f"Apply complete! Resources: {added} added, {changed} changed, {destroyed} destroyed.")
+    note(f"Apply complete! Resources: {added} added, {changed} changed, {destroyed} destroyed.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift and editor support
+
+
+@cli.command()
+@_envs_options
+@click.option("--format", "fmt_", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--ignore", "ignores", multiple=True, metavar="PATTERN",
+              help="Leave this drift alone: a glob on slug.field.property, e.g. '*.description' (repeatable; "
+                   "added to reconciler.yaml's ignore list).")
+@click.pass_obj
+def drift(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, fmt_: str,
+          ignores: tuple[str, ...]) -> int:
+    """Read-only: report what changed in the account outside the files (exit 2 when it drifted)."""
+    from reconciler.drift import fetch_drift, render_drift
+
+    project, _ = _project(g)
+    desired = _load_desired(_schemas_dir(g, project))
+    patterns = (*project.ignore, *ignores)
+
+    async def job(target: Target) -> Any:
+        options = _plan_options(project, target, (), (), desired.empty)
+        async with target.client() as client:
+            return await fetch_drift(client, desired.schemas, options, ignore=patterns)
+
+    if _many(envs, all_envs):
+        return _drift_many(g, project, url, envs, all_envs, fmt_, job)
+    target = _target(project, envs[0] if envs else None, url)
+    _say_target(target, fmt_)
+    report = _run(job(target))
+    click.echo(render_drift(report, fmt_, g.use_color()))  # type: ignore[arg-type]
+    _step_summary(render_drift(report, "markdown"))
+    return EXIT_OK if report.in_sync else EXIT_CHANGES
+
+
+def _drift_many(g: Globals, project: ProjectConfig, url: str | None, envs: tuple[str, ...], all_envs: bool,
+                fmt_: str, job: Callable[[Target], Coroutine[Any, Any, Any]]) -> int:
+    import json
+
+    from reconciler.drift import render_drift
+    from reconciler.envs import most_severe, run_environments
+
+    names, resolve = _resolve_many(project, url, envs, all_envs, "drift")
+    results = _run(run_environments(names, resolve, job))
+    codes = [EXIT_ERROR if r.value is None else (EXIT_OK if r.value.in_sync else EXIT_CHANGES) for r in results]
+    markdown = []
+    for r in results:
+        body = f"**Error:** {r.error}" if r.value is None else render_drift(r.value, "markdown")
+        markdown.append(_section_head(r.name, r.target, "markdown") + "\n" + body)
+    if fmt_ == "json":
+        click.echo(json.dumps({"environments": {
+            r.name: {"target": r.target.url if r.target else None, "error": r.error,
+                     "drift": r.value.to_dict() if r.value is not None else None}
+            for r in results}}, indent=2, ensure_ascii=False))
+    elif fmt_ == "markdown":
+        click.echo("\n".join(markdown))
+    else:
+        for r in results:
+            click.echo(_section_head(r.name, r.target, "text"))
+            click.echo(f"Error: {r.error}" if r.value is None else render_drift(r.value, "text", g.use_color()))
+            click.echo("")
+    for r in results:
+        if r.error is not None:
+            _err(f'Error in environment "{r.name}": {r.error}')
+    _step_summary("\n".join(markdown))
+    return most_severe(codes)
+
+
+@cli.command("json-schema")
+@click.option("--kind", type=click.Choice(["schema", "config"]), default="schema", show_default=True,
+              help="schema: for schemas/*.yaml; config: for reconciler.yaml.")
+@click.option("--write", is_flag=True,
+              help="Write both to json-schema/ next to reconciler.yaml (the copies the files' modeline points at).")
+@click.pass_obj
+def json_schema_cmd(g: Globals, kind: str, write: bool) -> int:
+    """Print the JSON Schema of schema files or reconciler.yaml (editor completion and checks)."""
+    from reconciler.json_schema import json_schema_text, write_copies
+
+    if write:
+        written = write_copies(_project_root(g))
+        for path in written:
+            click.echo(f"wrote {path}")
+        if not written:
+            click.echo("The JSON Schema copies are up to date.")
+        return EXIT_OK
+    click.echo(json_schema_text(kind), nl=False)
     return EXIT_OK
 
 

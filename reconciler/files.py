@@ -57,6 +57,7 @@ __all__ = [
     "load_file",
     "load_text",
     "schema_files",
+    "with_modeline",
     "write_atomic",
 ]
 
@@ -698,9 +699,29 @@ def _dump(doc: Any, *, preserve_quotes: bool = False) -> str:
     return buf.getvalue()
 
 
-def dump_schema(schema: Schema) -> str:
-    """The canonical YAML text of a schema."""
-    return _dump(schema_document(schema))
+def dump_schema(schema: Schema, *, schema_ref: str | None = None) -> str:
+    """The canonical YAML text of a schema (``schema_ref``: a ``yaml-language-server`` first line)."""
+    text = _dump(schema_document(schema))
+    return text if schema_ref is None else with_modeline(text, schema_ref)
+
+
+#: The first line that points editors (yaml-language-server: VS Code, Neovim …) at a JSON Schema.
+MODELINE_PREFIX = "# yaml-language-server: $schema="
+
+
+def with_modeline(text: str, schema_ref: str) -> str:
+    """``text`` whose first line is ``# yaml-language-server: $schema=<schema_ref>``.
+
+    Any ``yaml-language-server`` line in the leading comment block is replaced, so applying this
+    again gives the same text. Nothing else changes.
+    """
+    lines = text.splitlines(keepends=True)
+    head = 0
+    while head < len(lines) and lines[head].lstrip().startswith("#"):
+        head += 1
+    kept = [line for i, line in enumerate(lines)
+            if not (i < head and line.lstrip().startswith("# yaml-language-server:"))]
+    return f"{MODELINE_PREFIX}{schema_ref}\n" + "".join(kept)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -730,7 +751,7 @@ def _umask() -> int:
 
 
 def export_schemas(schemas: Iterable[Schema], directory: str | os.PathLike[str],
-                   force: bool = False) -> list[Path]:
+                   force: bool = False, *, schema_ref: str | None = None) -> list[Path]:
     """Write each schema as canonical ``<directory>/<slug>.yaml``; return the files written.
 
     Files that already hold exactly that text are left alone. An existing file with other content
@@ -748,7 +769,7 @@ def export_schemas(schemas: Iterable[Schema], directory: str | os.PathLike[str],
                                     if slug not in seen else f"schema {slug!r} is exported twice"))
             continue
         seen.add(slug)
-        text = dump_schema(schema)
+        text = dump_schema(schema, schema_ref=schema_ref)
         if target.exists():
             try:
                 current = target.read_text(encoding="utf-8")
@@ -972,7 +993,7 @@ def _attach(node: Any, book: _CommentBook, col: int) -> None:
             node.yaml_add_eol_comment(c.eol[0], key, column=c.eol[1])
 
 
-def format_text(text: str, path: str | os.PathLike[str] = "<text>") -> str:
+def format_text(text: str, path: str | os.PathLike[str] = "<text>", *, schema_ref: str | None = None) -> str:
     """Canonical key order and style for a schema file's text, keeping its comments.
 
     Only layout changes: keys are reordered (unknown keys kept, after the known ones), labels and
@@ -1003,10 +1024,11 @@ def format_text(text: str, path: str | os.PathLike[str] = "<text>") -> str:
                                   for line in book.head]]
     if book.tail:
         data.ca.end = [CommentToken((line + "\n") if line else "\n", CommentMark(0)) for line in book.tail]
-    return _dump(data, preserve_quotes=True)
+    out = _dump(data, preserve_quotes=True)
+    return out if schema_ref is None else with_modeline(out, schema_ref)
 
 
-def fmt_dir(directory: str | os.PathLike[str], check: bool = False) -> list[Path]:
+def fmt_dir(directory: str | os.PathLike[str], check: bool = False, *, schema_ref: str | None = None) -> list[Path]:
     """Format every schema file of ``directory``; return the files that changed (or would, with ``check``).
 
     Files are written atomically, and only when no file has errors (those raise :class:`FilesError`).
@@ -1020,7 +1042,7 @@ def fmt_dir(directory: str | os.PathLike[str], check: bool = False) -> list[Path
             continue
         text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
         try:
-            new = format_text(text, path)
+            new = format_text(text, path, schema_ref=schema_ref)
         except FilesError as exc:
             errors += exc.errors
             continue
