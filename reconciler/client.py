@@ -303,6 +303,9 @@ class _ApiTokenAuth(httpx.Auth):
 
 
 #: Transport errors after which the request surely was NOT processed (nothing reached the server).
+#: A host that refused every connection so far (a wrong URL, a server that is down) gets this many
+#: attempts, not ``max_retries``: a typo in a URL should fail in seconds, not after a minute of backoff.
+_UNREACHED_ATTEMPTS = 3
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Transport errors after which the request MAY have been processed (sent, answer lost).
 _MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
@@ -349,6 +352,7 @@ class Client:
         if not self._token:
             raise ConfigError(f"no API token given for {self.base_url}")
         self.max_retries = max(0, int(max_retries))
+        self._reached = False  # an HTTP answer came back at least once
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
@@ -431,6 +435,7 @@ class Client:
             self._record(method, path, None, attempt, query, type(exc).__name__, started)
             log.debug("%s %s attempt %d: %s", method, path, attempt, type(exc).__name__)
             return _Outcome(error=exc, retryable=not_sent or maybe_sent, ambiguous=maybe_sent)
+        self._reached = True
         status = response.status_code
         self._record(method, path, status, attempt, query, None, started)
         log.debug("%s %s attempt %d: %d", method, path, attempt, status)
@@ -511,7 +516,9 @@ class Client:
             if out.ambiguous and not idempotent:
                 raise self._error(method, path, out, attempt) from None
             maybe_done = maybe_done or out.ambiguous
-            if attempt == attempts:
+            if attempt == attempts or (
+                attempt >= _UNREACHED_ATTEMPTS and not self._reached and isinstance(out.error, httpx.ConnectError)
+            ):
                 raise self._error(method, path, out, attempt) from None
             await self._backoff(attempt, out.retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
