@@ -421,6 +421,7 @@ class ApplyResult:
     results: list[StepResult] = field(default_factory=list)
     verified: bool = False
     remaining: Plan | None = None  # what a plan after the writes still shows, when not verified
+    verify_error: str | None = None  # the account could not be read back after the writes
     interrupted: bool = False
 
     @property
@@ -512,7 +513,11 @@ async def apply_plan(
     if result.failed or result.not_started:
         return result
 
-    live_after = {s.slug: s for s in await client.list_schemas()}
+    try:
+        live_after = {s.slug: s for s in await client.list_schemas()}
+    except ApiError as exc:  # the writes are done: report them, and that they are unverified
+        result.verify_error = str(exc)
+        return result
     again = make_plan(desired, live_after, options)
     result.verified = not again.has_changes and not again.has_errors
     if not result.verified:

@@ -541,6 +541,13 @@ async def _apply(g: Globals, target: Target, the_plan: Plan, desired: Any, optio
                    "Run apply again to converge.")
         note(f"Apply stopped: {added} added, {changed} changed, {destroyed} destroyed. Run apply again to converge.")
         return EXIT_ERROR
+    if result.verify_error is not None:
+        click.echo("")
+        click.echo(f"Resources: {added} added, {changed} changed, {destroyed} destroyed, but the account could "
+                   f"not be read back to verify them: {result.verify_error}")
+        click.echo("Run `reconciler plan` to check; `apply` again converges.")
+        note("The writes were done but could not be verified.")
+        return EXIT_ERROR
     if not result.verified:
         click.echo("")
         click.echo("The account still differs from the files after the writes:")

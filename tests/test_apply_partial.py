@@ -538,3 +538,32 @@ def test_chain_of_labels_taken_over() -> None:
     result, again = asyncio.run(scenario())
     assert result.ok, statuses(result)
     assert not again.has_changes
+
+
+def test_verification_read_failure_still_reports_the_writes() -> None:
+    """Every write done, then the account cannot be read back: the result keeps what was done and
+    says it is unverified (it does not raise and lose the report)."""
+    app = create_app(SandboxSettings(token=TOKEN, rate_limit=0))
+    state = app.state.sandbox
+    steps: list[StepResult] = []
+
+    def break_after_last(r: StepResult) -> None:
+        steps.append(r)
+        if len(steps) == len(build_stages(the_plan)[-1]) + sum(len(s) for s in build_stages(the_plan)[:-1]):
+            state.set_faults("500=1.0", 1)
+
+    async def scenario() -> ApplyResult:
+        nonlocal the_plan
+        live = await seeded(app)
+        async with asgi_client(app) as c:
+            the_plan = make_plan(desired_docs(), live, OPTIONS)
+            return await apply_plan(the_plan, c, desired=desired_docs(), options=OPTIONS, allow_data_loss=True,
+                                    on_step=break_after_last)
+
+    the_plan: Plan = Plan()  # replaced in scenario()
+    result = asyncio.run(scenario())
+    assert all(r.status == "done" for r in result.results)
+    assert not result.verified and not result.ok
+    assert result.verify_error is not None and "500" in result.verify_error
+    state.set_faults(None)
+    assert slugs(app) == ["order"]
