@@ -704,9 +704,13 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # exit 1, one line: 2 means "changes" for plan and drift
+        where = exc.ctx.command_path if exc.ctx is not None else "reconciler"
+        _err(f"Error: {exc.format_message()} (see '{where} --help')")
+        return EXIT_ERROR
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        _err(f"Error: {exc.format_message()}")
+        return EXIT_ERROR
     except CommandError as exc:
         _err(f"Error: {exc}")
         return exc.code

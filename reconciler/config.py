@@ -1,6 +1,6 @@
 """Which account a command talks to.
 
-Precedence (DESIGN §2): ``--url``/``--token`` flags > ``AC_API_URL``/``AC_API_TOKEN`` environment
+Precedence (DESIGN §2): the ``--url`` flag (tokens are never flags: they would land in shell history) > ``AC_API_URL``/``AC_API_TOKEN`` environment
 variables > the ``reconciler.yaml`` environment chosen by ``--env`` > the embedded sandbox.
 
 The URL and the token are resolved independently along that order, except that a URL given by a flag
@@ -181,7 +181,7 @@ def resolve_target(
         secret = flag_token or env_token
         if not secret:
             source = "--url" if flag_url else ENV_URL
-            raise ConfigError(f"{source} is set but no token: pass --token or set {ENV_TOKEN}")
+            raise ConfigError(f"{source} is set but no token: set {ENV_TOKEN} (tokens are never taken as command-line flags)")
         normalized = normalize_base_url(chosen_url)
         protect: frozenset[str] = frozenset()
         if env is not None:
@@ -202,7 +202,7 @@ def resolve_target(
         else:
             secret = flag_token or env_token
             if not secret:
-                raise ConfigError(f'environment "{env}" has no token_env: pass --token or set {ENV_TOKEN}')
+                raise ConfigError(f'environment "{env}" has no token_env: set token_env in reconciler.yaml or set {ENV_TOKEN}')
         return Target(name=env, url=normalized, token=Secret(secret), protect=frozenset(entry.protect or ()))
 
     if flag_token or env_token:

@@ -221,3 +221,20 @@ def test_show_refuses_edited_and_unknown_version_plans(seed_files: Cli) -> None:
     assert r.code == 1 and "Traceback" not in r.err
     r = cli("show", "missing.json")
     assert r.code == 1 and "no such plan file" in r.err
+
+
+@pytest.mark.parametrize("argv", [["plan", "--format", "yaml"], ["--env", "x", "plan"], ["nope"],
+                                  ["apply", "--auto-aprove"]])
+def test_usage_errors_are_one_line_and_exit_1(argv: list[str], cli: Cli) -> None:
+    """Exit 2 means "changes" for plan and drift: a usage error must not look like one."""
+    r = cli(*argv)
+    assert r.code == 1
+    assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("Error: ")
+    assert "--help" in r.err
+
+
+def test_missing_token_says_how_to_give_one(cli: Cli) -> None:
+    cli.monkeypatch.delenv("AC_API_TOKEN")
+    r = cli("plan")
+    assert r.code == 1
+    assert "AC_API_TOKEN" in r.err and "--token" not in r.err
