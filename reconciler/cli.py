@@ -344,9 +344,8 @@ def _plan_many(g: Globals, project: ProjectConfig, desired: Any, url: str | None
                all_envs: bool, fmt_: str, detailed_exitcode: bool, targets: tuple[str, ...],
                excludes: tuple[str, ...]) -> int:
     """``plan`` for several environments at once: one section (and one exit code) per environment."""
-    import json
 
-    from reconciler.envs import most_severe, run_environments
+    from reconciler.envs import run_environments
 
     names, resolve = _resolve_many(project, url, envs, all_envs, "plan")
 
@@ -354,22 +353,34 @@ def _plan_many(g: Globals, project: ProjectConfig, desired: Any, url: str | None
         return await _fresh_plan(target, desired, _plan_options(project, target, targets, excludes, desired.empty))
 
     results = _run(run_environments(names, resolve, job))
-    codes = [EXIT_ERROR if r.value is None else _plan_code(r.value, detailed_exitcode) for r in results]
+    return _report_environments(g, results, fmt_, "plan", _render,
+                                lambda p: _plan_code(p, detailed_exitcode))
+
+
+def _report_environments(g: Globals, results: list[Any], fmt_: str, key: str,
+                         render_one: Callable[[Any, str, bool], str], code_of: Callable[[Any], int]) -> int:
+    """One section per environment (text, markdown or JSON), the step summary, and the most severe
+    exit code (an environment that failed counts as an error)."""
+    import json
+
+    from reconciler.envs import most_severe
+
+    codes = [EXIT_ERROR if r.value is None else code_of(r.value) for r in results]
     markdown = []
     for r in results:
-        body = f"**Error:** {r.error}" if r.value is None else _render(r.value, "markdown", False)
+        body = f"**Error:** {r.error}" if r.value is None else render_one(r.value, "markdown", False)
         markdown.append(_section_head(r.name, r.target, "markdown") + "\n" + body)
     if fmt_ == "json":
         click.echo(json.dumps({"environments": {
             r.name: {"target": r.target.url if r.target else None, "error": r.error,
-                     "plan": r.value.to_dict() if r.value is not None else None}
+                     key: r.value.to_dict() if r.value is not None else None}
             for r in results}}, indent=2, ensure_ascii=False))
     elif fmt_ == "markdown":
         click.echo("\n".join(markdown))
     else:
         for r in results:
             click.echo(_section_head(r.name, r.target, "text"))
-            click.echo(f"Error: {r.error}" if r.value is None else _render(r.value, "text", g.use_color()))
+            click.echo(f"Error: {r.error}" if r.value is None else render_one(r.value, "text", g.use_color()))
             click.echo("")
     for r in results:
         if r.error is not None:
@@ -598,35 +609,14 @@ def drift(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, fm
 
 def _drift_many(g: Globals, project: ProjectConfig, url: str | None, envs: tuple[str, ...], all_envs: bool,
                 fmt_: str, job: Callable[[Target], Coroutine[Any, Any, Any]]) -> int:
-    import json
 
     from reconciler.drift import render_drift
-    from reconciler.envs import most_severe, run_environments
+    from reconciler.envs import run_environments
 
     names, resolve = _resolve_many(project, url, envs, all_envs, "drift")
     results = _run(run_environments(names, resolve, job))
-    codes = [EXIT_ERROR if r.value is None else (EXIT_OK if r.value.in_sync else EXIT_CHANGES) for r in results]
-    markdown = []
-    for r in results:
-        body = f"**Error:** {r.error}" if r.value is None else render_drift(r.value, "markdown")
-        markdown.append(_section_head(r.name, r.target, "markdown") + "\n" + body)
-    if fmt_ == "json":
-        click.echo(json.dumps({"environments": {
-            r.name: {"target": r.target.url if r.target else None, "error": r.error,
-                     "drift": r.value.to_dict() if r.value is not None else None}
-            for r in results}}, indent=2, ensure_ascii=False))
-    elif fmt_ == "markdown":
-        click.echo("\n".join(markdown))
-    else:
-        for r in results:
-            click.echo(_section_head(r.name, r.target, "text"))
-            click.echo(f"Error: {r.error}" if r.value is None else render_drift(r.value, "text", g.use_color()))
-            click.echo("")
-    for r in results:
-        if r.error is not None:
-            _err(f'Error in environment "{r.name}": {r.error}')
-    _step_summary("\n".join(markdown))
-    return most_severe(codes)
+    return _report_environments(g, results, fmt_, "drift", render_drift,
+                                lambda d: EXIT_OK if d.in_sync else EXIT_CHANGES)
 
 
 @cli.command("json-schema")
