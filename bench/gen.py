@@ -51,8 +51,14 @@ def _mutate(spec: dict[str, Any], k: int) -> dict[str, Any]:
     return spec
 
 
-def field_specs(n_fields: int, differ: float, rng: random.Random) -> tuple[list[Field], list[Field], int]:
-    """(desired fields, live fields, how many differ): ``differ`` of the fields, spread evenly."""
+def field_specs(n_fields: int, differ: float, rng: random.Random, start: int = 0
+                ) -> tuple[list[Field], list[Field], int]:
+    """(desired fields, live fields, how many differ): ``differ`` of the fields, spread evenly.
+
+    ``start`` is the index of the first field in the whole account: the differing fields are spread
+    over the account, not per schema, so exactly ``differ`` of its fields differ whatever the number
+    of fields a schema (per schema, 25, 50 and 100 fields at 5% gave 4%, 4% and 5%).
+    """
     desired: list[Field] = []
     live: list[Field] = []
     step = max(1, round(1 / differ)) if differ > 0 else 0
@@ -61,8 +67,9 @@ def field_specs(n_fields: int, differ: float, rng: random.Random) -> tuple[list[
         live_spec = _field(i, live=True, rng=rng)
         want = {**live_spec, "options": [{"value": o["value"]} for o in live_spec["options"]]} \
             if live_spec.get("options") else dict(live_spec)
-        if step and i % step == step // 2:
-            want = _mutate(want, changed)
+        g = start + i
+        if step and g % step == step // 2:
+            want = _mutate(want, g // step)
             changed += 1
         live.append(Field.model_validate(live_spec))
         desired.append(Field.model_validate(want))
@@ -91,7 +98,7 @@ def account(n_schemas: int, n_fields: int, differ: float = 0.05, seed: int = 7
     changed = 0
     for s in range(n_schemas):
         slug = f"object-{s:05d}"
-        d_fields, l_fields, c = field_specs(n_fields, differ, rng)
+        d_fields, l_fields, c = field_specs(n_fields, differ, rng, start=s * n_fields)
         changed += c
         desired[slug] = schema_spec(slug, d_fields)
         live[slug] = schema_spec(slug, l_fields, live_id=str(uuid.UUID(int=rng.getrandbits(128))))

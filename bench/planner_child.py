@@ -1,7 +1,9 @@
 """Item 2 in a fresh process (so memory figures are its own): ``python -m bench.planner_child S F RUNS [--profile]``.
 
-Prints one JSON object: plan wall and CPU time (medians of RUNS), tracemalloc peak of one plan, the
-process's RSS before planning and its max RSS after, and with ``--profile`` the top functions.
+Prints one JSON object: plan wall and CPU time (medians of RUNS), the time the plan-file digests take
+on top (``plan()`` defers them: a saved plan reads them), tracemalloc peak of one plan, the process's
+RSS before planning and its max RSS after, a check of the digests' direct encoders against the
+reference on a sample, and with ``--profile`` the top functions of one plan with its digests.
 """
 
 from __future__ import annotations
@@ -37,13 +39,17 @@ def measure(n_schemas: int, n_fields: int, runs: int = 3, profile: bool = False)
     gen_s = time.perf_counter() - t0
     gc.collect()
     rss_before = _rss_kb()
-    walls, cpus = [], []
+    walls, cpus, hash_walls = [], [], []
     result = None
     for _ in range(runs):
         w, c = time.perf_counter(), time.process_time()
         result = plan(desired, live)
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
+        # what a saved plan (``plan -out``) needs on top: the digests, deferred by plan()
+        h = time.perf_counter()
+        _ = result.desired_digest, dict(result.live_fingerprints.items())
+        hash_walls.append(time.perf_counter() - h)
         del result
         result = None
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -56,12 +62,16 @@ def measure(n_schemas: int, n_fields: int, runs: int = 3, profile: bool = False)
         "schemas": n_schemas, "fields": n_fields, "differing_fields": differing,
         "changes": len(result.changes), "gen_s": gen_s,
         "wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "runs": runs,
+        "cpu_min_s": min(cpus), "hashes_s": statistics.median(hash_walls),
+        "with_hashes_min_s": min(a + b for a, b in zip(walls, hash_walls, strict=True)),
+        "wall_with_hashes_s": statistics.median([a + b for a, b in zip(walls, hash_walls, strict=True)]),
         "tracemalloc_peak_mb": peak / 2**20, "rss_before_mb": rss_before / 1024, "max_rss_mb": max_rss / 1024,
     }
     if profile:
         prof = cProfile.Profile()
         prof.enable()
-        plan(desired, live)
+        p = plan(desired, live)
+        _ = p.desired_digest, dict(p.live_fingerprints.items())
         prof.disable()
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)

@@ -19,14 +19,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import gc
 import ipaddress
 import logging
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -66,6 +68,8 @@ log = logging.getLogger("reconciler.client")
 
 #: The API's maximum page size (ac-api.md §1).
 PAGE_SIZE = 100
+#: Items converted between two turns of the event loop when a list page is parsed (a few ms of work).
+_CONVERT_SLICE = 10
 #: Statuses worth another attempt: rate limit and gateway/availability errors (a 503 was seen at the limit, C7).
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 SleepFn = Callable[[float], Awaitable[Any]]
@@ -574,39 +578,73 @@ class Client:
         meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
         return items, meta
 
-    async def _list_all(self, path: str, key: str, extra: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """First page, then (once ``meta.total`` is known) every other page concurrently."""
+    async def _list_all(self, path: str, key: str, extra: Mapping[str, str] | None = None,
+                        convert: Callable[[Any], Any] | None = None) -> list[Any]:
+        """First page, then (once ``meta.total`` is known) every other page concurrently.
+
+        ``convert`` turns each item into a result (the results are in page order). The first page
+        is converted while the other pages' requests are out, in slices that give the event loop
+        a turn in between (so those requests leave at once); the others as each arrives. Parsing
+        100 schemas takes about as long as the API's latency, so this hides one page's parsing,
+        and, when the rate limit spaces many pages out, every page's parsing behind the waits.
+        (Measured slower: a worker thread, and slicing every page; the loop reading the other
+        responses then waits for the GIL, or for the slices, at every step.)
+        """
+        async def converted(items: list[Any], sliced: bool = False) -> list[Any]:
+            if convert is None:
+                return list(items)
+            if not sliced:
+                return list(map(convert, items))
+            out = []
+            for i in range(0, len(items), _CONVERT_SLICE):
+                await asyncio.sleep(0)
+                out.extend(map(convert, items[i:i + _CONVERT_SLICE]))
+            return out
+
         first, meta = await self._page(path, key, 0, PAGE_SIZE, extra)
         total = _as_int(meta.get("total"))
         page = _as_int(meta.get("limit")) or PAGE_SIZE
         page = min(page, PAGE_SIZE) if page > 0 else PAGE_SIZE
-        items = list(first)
         if total is None:
             # no total: walk sequentially until a short page
+            items = await converted(first)
             offset = len(first)
             while len(first) >= page and first:
                 first, _ = await self._page(path, key, offset, page, extra)
-                items.extend(first)
+                items.extend(await converted(first))
                 offset += len(first)
             return items
         offsets = range(len(first), total, page) if first else range(0)
-        pages = await asyncio.gather(*(self._page(path, key, off, page, extra) for off in offsets))
-        for chunk, _meta in pages:
+
+        async def rest(offset: int) -> list[Any]:
+            chunk, _meta = await self._page(path, key, offset, page, extra)
+            return await converted(chunk)
+
+        # the other pages' requests first, then the first page's conversion
+        *pages, head = await asyncio.gather(*(rest(off) for off in offsets), converted(first, sliced=bool(offsets)))
+        items = list(head)
+        for chunk in pages:
             items.extend(chunk)
         return items
 
     async def list_schemas(self) -> list[Schema]:
         """Every schema of the account, deleted fields included (``showFields=all``).
 
-        250 schemas cost exactly 3 requests: one, then the other two concurrently.
+        250 schemas cost exactly 3 requests: one, then the other two concurrently. Each page is
+        parsed (validated into :class:`Schema` objects) as it arrives, see :meth:`_list_all`. The
+        cyclic GC is paused meanwhile (as :func:`reconciler.planner.plan` does): decoding and
+        validating pages allocates hundreds of thousands of objects that all stay alive, and the
+        collections they set off, each walking every object of the process, took as long as the
+        parsing itself (bench/NOTES.md). It is switched back on (if it was on) however this ends.
         """
-        raw = await self._list_all("/customObjects/schemas", "schemas", {"showFields": "all"})
+        with _gc_paused():
+            schemas: list[Schema] = await self._list_all("/customObjects/schemas", "schemas",
+                                                          {"showFields": "all"}, convert=schema_from_api)
         seen: dict[str, Schema] = {}
-        for data in raw:
-            schema = schema_from_api(data)
+        for schema in schemas:
             seen.setdefault(schema.id or f"slug:{schema.slug}", schema)  # a list that shifted may repeat one
-        if len(seen) != len(raw):
-            log.warning("the schema list changed while it was read (%d items, %d distinct)", len(raw), len(seen))
+        if len(seen) != len(schemas):
+            log.warning("the schema list changed while it was read (%d items, %d distinct)", len(schemas), len(seen))
         return list(seen.values())
 
     async def get_schema(self, schema_id: str) -> Schema:
@@ -695,6 +733,18 @@ class Client:
         if response.status_code == 404:  # gone on a retry: our first attempt did it
             return await self.get_schema(schema_id)
         return self._schema_from(self._json(response, "DELETE", path), "DELETE", path, response.status_code)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off meanwhile (back on, if it was, however the block ends)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _as_int(value: Any) -> int | None:

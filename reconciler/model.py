@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -75,6 +76,10 @@ def norm_id(field_id: str) -> str:
     return field_id.replace("_", "-").lower()
 
 
+def _strip_text(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
 def _clean_text(value: Any) -> Any:
     """Strip surrounding white space and fold runs of inner white space (labels only)."""
     if isinstance(value, str):
@@ -109,6 +114,8 @@ class FieldType(str, Enum):
 
 
 _OPTION_TYPES = frozenset({"dropdown", "multiselect"})
+_MARKED_FOR_DELETION = "marked_for_deletion"
+_option_value = attrgetter("value")
 _SCALE_TYPES = frozenset({"number", "decimal"})
 
 
@@ -122,10 +129,9 @@ class Labels(_Model):
     singular: str = PydField(min_length=1)
     plural: str = PydField(min_length=1)
 
-    @field_validator("singular", "plural", mode="before")
-    @classmethod
-    def _fold(cls, value: Any) -> Any:
-        return _clean_text(value)
+    # plain functions, not classmethods: one Python call per value instead of two (reading a
+    # 500-schema account makes some 30,000 of these calls)
+    _fold = field_validator("singular", "plural", mode="before")(_clean_text)
 
 
 class Option(_Model):
@@ -134,10 +140,7 @@ class Option(_Model):
     value: str = PydField(min_length=1)
     id: str | None = None
 
-    @field_validator("value", mode="before")
-    @classmethod
-    def _strip(cls, value: Any) -> Any:
-        return value.strip() if isinstance(value, str) else value
+    _strip = field_validator("value", mode="before")(_strip_text)
 
 
 def _norm_description(value: Any) -> Any:
@@ -166,18 +169,16 @@ class Field(_Model):
     inherited: bool = False
     status: str | None = None
 
-    _norm_description = field_validator("description", mode="before")(
-        classmethod(lambda cls, v: _norm_description(v))
-    )
+    _norm_description = field_validator("description", mode="before")(_norm_description)
 
     @property
     def deleted(self) -> bool:
         """Deleted in the account but still listed with ``showFields=all``."""
-        return self.status == "marked_for_deletion"
+        return self.status == _MARKED_FOR_DELETION
 
     @property
     def option_values(self) -> tuple[str, ...]:
-        return tuple(o.value for o in self.options or ())
+        return tuple(map(_option_value, self.options or ()))
 
     def comparable(self) -> dict[str, Any]:
         """The properties the planner compares (no live-only or file-only data)."""
@@ -190,7 +191,7 @@ class Field(_Model):
             "required": self.required,
             "scale": self.scale,
             "defaultCurrency": self.default_currency,
-            "options": sorted([o.value for o in self.options or ()]) if kind in _OPTION_TYPES else None,
+            "options": sorted(map(_option_value, self.options or ())) if kind in _OPTION_TYPES else None,
         }
 
 
@@ -205,9 +206,7 @@ class Relationship(_Model):
     # live-only
     inherited: bool = False
 
-    _norm_description = field_validator("description", mode="before")(
-        classmethod(lambda cls, v: _norm_description(v))
-    )
+    _norm_description = field_validator("description", mode="before")(_norm_description)
 
     def comparable(self) -> dict[str, Any]:
         return {
@@ -239,9 +238,7 @@ class Schema(_Model):
     created_timestamp: str | None = PydField(default=None, alias="createdTimestamp")
     updated_timestamp: str | None = PydField(default=None, alias="updatedTimestamp")
 
-    _norm_description = field_validator("description", mode="before")(
-        classmethod(lambda cls, v: _norm_description(v))
-    )
+    _norm_description = field_validator("description", mode="before")(_norm_description)
 
     @property
     def is_child(self) -> bool:
@@ -254,7 +251,7 @@ class Schema(_Model):
     @property
     def active_fields(self) -> tuple[Field, ...]:
         """Fields not marked for deletion."""
-        return tuple(f for f in self.fields if not f.deleted)
+        return tuple([f for f in self.fields if f.status != _MARKED_FOR_DELETION])  # not ``.deleted``: hot
 
     def field(self, field_id: str) -> Field | None:
         """The active field with this id, if any."""

@@ -15,6 +15,7 @@ the API merges updates and has no way to unset them, so a live value is not a di
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,16 +23,18 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import Field, Relationship, Schema, norm_id
+from reconciler.model import _OPTION_TYPES, Field, Relationship, Schema, _option_value, norm_id
 from reconciler.plan import (
     KIND_ORDER,
     AddField,
     AddRelationship,
     Change,
     CreateSchema,
+    Deferred,
     DeleteField,
     DeleteSchema,
     Finding,
+    LiveFingerprints,
     Note,
     Plan,
     PlanError,
@@ -39,7 +42,6 @@ from reconciler.plan import (
     UpdateRelationship,
     UpdateSchema,
     desired_digest,
-    fingerprint,
 )
 
 __all__ = ["PlanOptions", "RefusingEmptyDesired", "plan"]
@@ -167,10 +169,41 @@ def _in_scope(slug: str, options: PlanOptions) -> bool:
 
 def _relative_order_differs(desired: Iterable[str], live: Iterable[str]) -> bool:
     d = list(desired)
+    if not isinstance(live, list):
+        live = list(live)
+    if d == live:
+        return False
     common = set(d)
     live_common = [x for x in live if x in common]
     keep = set(live_common)
     return [x for x in d if x in keep] != live_common
+
+
+def _same_field(df: Field, lf: Field) -> bool:
+    """True when :meth:`_Planner.field` would find nothing to report for two fields of the same type.
+
+    A cheap first test on the models' attributes (most fields do not differ): equal labels,
+    description, ``required``, ``scale`` and ``defaultCurrency`` (the last two only when the file
+    sets them, the planner's rule) and the same option values in the same order. Values compare
+    with their types where the views would (``required`` by identity: ``True`` is not ``1``;
+    ``scale`` by type too: ``1`` is not ``1.0``), so "same" here means the compared views are
+    equal; anything else, even a false alarm, goes the full way (views, :func:`_changed`).
+    """
+    dl, ll = df.labels, lf.labels
+    if dl is not ll and (dl.singular != ll.singular or dl.plural != ll.plural):
+        return False
+    if df.description != lf.description or df.required is not lf.required or type(df.required) is not bool:
+        return False
+    scale = df.scale
+    if scale is not None and (scale != lf.scale or type(scale) is not type(lf.scale)):
+        return False
+    currency = df.default_currency
+    if currency is not None and currency != lf.default_currency:
+        return False
+    if df.type._value_ in _OPTION_TYPES:  # not ``.has_options``: a property, 50,000 calls
+        do, lo = df.options, lf.options
+        return do is lo or list(map(_option_value, do or ())) == list(map(_option_value, lo or ()))
+    return True
 
 
 def _quote_list(values: Iterable[str]) -> str:
@@ -255,14 +288,18 @@ class _Planner:
 
     def fields(self, d: Schema, live: Schema) -> None:
         slug, sid = d.slug, live.id
-        active = {f.id: f for f in live.active_fields}
-        by_norm = {norm_id(f.id): f for f in live.active_fields}
-        deleted = {norm_id(f.id): f for f in live.fields if f.deleted}
+        live_active = live.active_fields
+        active = {f.id: f for f in live_active}
+        by_norm: dict[str, Field] | None = None  # only needed for a field not in the account
+        deleted: dict[str, Field] = {}
         wanted = {f.id for f in d.fields}
         for df in d.fields:
-            subj = f"{slug}.{df.id}"
             lf = active.get(df.id)
             if lf is None:
+                subj = f"{slug}.{df.id}"
+                if by_norm is None:
+                    by_norm = {norm_id(f.id): f for f in live_active}
+                    deleted = {norm_id(f.id): f for f in live.fields if f.deleted}
                 gone = deleted.get(norm_id(df.id))
                 twin = by_norm.get(norm_id(df.id))
                 if gone is not None:
@@ -280,34 +317,37 @@ class _Planner:
                     self.changes.append(AddField(slug=slug, schema_id=sid, field_id=df.id, after=df,
                                                  findings=findings))
                 continue
+            if df.type is lf.type and _same_field(df, lf):  # most fields: nothing to report, no views built
+                continue
             self.field(d, live, df, lf)
 
-        for lf in live.active_fields:
-            if lf.id in wanted:
-                continue
-            subj = f"{slug}.{lf.id}"
-            if live.is_child or live.is_public:
-                kind = "child" if live.is_child else "public"
-                self.error(slug, "field", lf.id, "NA307",
-                           f"delete field {subj}: fields of a {kind} schema cannot be deleted")
-                continue
-            reason = self.protection(dict.fromkeys([slug, live.slug]), lf.id, d)
-            self.changes.append(DeleteField(
-                slug=slug, schema_id=sid, field_id=lf.id, before=lf,
-                findings=(self.finding("DL102", f"delete field {subj}", subj, d.acknowledge),),
-                blocked=reason is not None, blocked_reason=reason,
-            ))
+        if not wanted.issuperset(active):  # else no field of the account is left out of the file
+            for lf in live_active:
+                if lf.id in wanted:
+                    continue
+                subj = f"{slug}.{lf.id}"
+                if live.is_child or live.is_public:
+                    kind = "child" if live.is_child else "public"
+                    self.error(slug, "field", lf.id, "NA307",
+                               f"delete field {subj}: fields of a {kind} schema cannot be deleted")
+                    continue
+                reason = self.protection(dict.fromkeys([slug, live.slug]), lf.id, d)
+                self.changes.append(DeleteField(
+                    slug=slug, schema_id=sid, field_id=lf.id, before=lf,
+                    findings=(self.finding("DL102", f"delete field {subj}", subj, d.acknowledge),),
+                    blocked=reason is not None, blocked_reason=reason,
+                ))
 
-        if _relative_order_differs((f.id for f in d.fields), (f.id for f in live.active_fields)):
+        if _relative_order_differs([f.id for f in d.fields], [f.id for f in live_active]):
             self.note(slug, "reorder", f"schema {slug}: the fields are in another order in the account; "
                                        "the API cannot reorder; ignored")
 
     def field(self, d: Schema, live: Schema, df: Field, lf: Field) -> None:
-        slug, subj = d.slug, f"{d.slug}.{df.id}"
         if df.type != lf.type:
-            self.error(slug, "field", df.id, "NA301",
-                       f"field {subj}: type change {lf.type.value} -> {df.type.value} is not allowed")
+            self.error(d.slug, "field", df.id, "NA301",
+                       f"field {d.slug}.{df.id}: type change {lf.type.value} -> {df.type.value} is not allowed")
             return
+        slug, subj = d.slug, f"{d.slug}.{df.id}"
         view_d, view_l = df.comparable(), lf.comparable()
         for key in ("scale", "defaultCurrency"):  # not in the file: not managed (no way to unset)
             if view_d[key] is None:
@@ -466,7 +506,8 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
         narrowed_by=narrowed,
         target=o.target_url,
         created_at=o.created_at,
-        desired_digest=desired_digest(desired),
-        live_fingerprints={slug: fingerprint(s) for slug, s in sorted(read.items())},
+        # deferred: hashed when read (the plan file), of the schemas as they are now (frozen models)
+        desired_digest=Deferred(functools.partial(desired_digest, list(desired.values()))),
+        live_fingerprints=LiveFingerprints(dict(sorted(read.items()))),
         unchanged=p.unchanged,
     )

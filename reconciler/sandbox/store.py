@@ -133,6 +133,11 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_DDL)
+        #: The API layer's rendered JSON of schemas: ``(id, showFields=all) -> (stored text, rendered)``.
+        #: A cache for the schema list and GET (``api_schemas``), valid only while the stored text is
+        #: the same, which ``wire.rendered_schema_json`` checks on every use (a write through any path,
+        #: or by another process on the same file, is never served stale); writes here drop entries.
+        self.rendered: dict[tuple[str, bool], tuple[str, str]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -158,6 +163,20 @@ class Store:
     def list_schemas(self) -> list[dict[str, Any]]:
         return [json.loads(doc) for (doc,) in self._query("SELECT doc FROM schemas ORDER BY seq")]
 
+    def schema_page(self, offset: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """``(total, [(id, stored JSON text), …])``: one page of the schemas in creation order (as
+        :meth:`list_schemas`), by SQL ``LIMIT``/``OFFSET``, without decoding any document."""
+        with self._lock:
+            total = self._db.execute("SELECT COUNT(*) FROM schemas").fetchone()[0]
+            rows = self._db.execute("SELECT id, doc FROM schemas ORDER BY seq LIMIT ? OFFSET ?",
+                                    (limit, offset)).fetchall()
+        return int(total), [(str(i), str(doc)) for i, doc in rows]
+
+    def get_schema_text(self, schema_id: str) -> str | None:
+        """The stored JSON text of a schema document (what :meth:`get_schema` decodes)."""
+        rows = self._query("SELECT doc FROM schemas WHERE id = ?", (schema_id,))
+        return str(rows[0][0]) if rows else None
+
     def get_schema(self, schema_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT doc FROM schemas WHERE id = ?", (schema_id,))
         return json.loads(rows[0][0]) if rows else None
@@ -169,9 +188,16 @@ class Store:
             cur = db.execute("UPDATE schemas SET doc = ? WHERE id = ?", (text, doc["id"]))
             if cur.rowcount == 0:
                 db.execute("INSERT INTO schemas (id, doc) VALUES (?, ?)", (doc["id"], text))
+        self.forget_rendered(str(doc["id"]))
+
+    def forget_rendered(self, schema_id: str) -> None:
+        """Drop the API layer's rendered texts of a schema (they are also checked on each use)."""
+        for show_all in (False, True):
+            self.rendered.pop((schema_id, show_all), None)
 
     def delete_schema(self, schema_id: str) -> bool:
         """Delete a schema and all of its records."""
+        self.forget_rendered(schema_id)
         with self.transaction() as db:
             gone = db.execute("DELETE FROM schemas WHERE id = ?", (schema_id,)).rowcount
             db.execute("DELETE FROM record_values WHERE schema_id = ?", (schema_id,))

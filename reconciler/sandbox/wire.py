@@ -40,6 +40,11 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
                     media_type="application/json", headers=dict(headers or {}))
 
 
+def json_text_response(text: str, status: int = 200) -> Response:
+    """:func:`json_response` for a body already encoded the same way (``json.dumps``, compact)."""
+    return Response(text.encode(), status_code=status, media_type="application/json")
+
+
 def message(status: int, headers: Mapping[str, str] | None = None) -> Response:
     """``{"message": "..."}`` bodies (404 Not Found, 403 Forbidden, 429, ...)."""
     return json_response({"message": _MESSAGES.get(status, "Error")}, status, headers)
@@ -80,6 +85,20 @@ def render_schema(doc: Mapping[str, Any], show_all: bool = False) -> dict[str, A
         if doc.get(key) is not None:
             out[key] = doc[key]
     return out
+
+
+def rendered_schema_json(cache: dict[tuple[str, bool], tuple[str, str]], schema_id: str, stored: str,
+                         show_all: bool) -> str:
+    """``json.dumps(render_schema(json.loads(stored), show_all))`` (compact), remembered in ``cache``
+    while the stored text stays the same: a page of the schema list decodes and renders only what
+    changed since it was last served."""
+    key = (schema_id, show_all)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == stored:
+        return hit[1]
+    text = json.dumps(render_schema(json.loads(stored), show_all), separators=(",", ":"))
+    cache[key] = (stored, text)
+    return text
 
 
 def render_record(row: Any, schema: Mapping[str, Any], with_id: bool = True) -> dict[str, Any]:
