@@ -124,22 +124,12 @@ def sandbox_transport(workdir: Path, *, token: str = SANDBOX_TOKEN) -> httpx.Asy
     The sandbox is imported here, lazily: FastAPI is only loaded when the sandbox is the target.
     """
     from reconciler.sandbox import SandboxSettings, create_app
+    from reconciler.sandbox.store import Store
 
     db = workdir / SANDBOX_DB
     db.parent.mkdir(parents=True, exist_ok=True)
-    settings = SandboxSettings(token=token, rate_limit=0)
-    app = create_app(settings, _open_store(db, settings))
+    app = create_app(SandboxSettings(token=token, rate_limit=0), Store(str(db)))
     return httpx.ASGITransport(app=app)
-
-
-def _open_store(db: Path, settings: Any) -> Any:
-    """The sandbox's SQLite store at ``db`` (adapts to the store's constructor)."""
-    from reconciler.sandbox import store as store_mod
-
-    cls = getattr(store_mod, "Store", None) or getattr(store_mod, "SandboxStore", None)
-    if cls is None:  # pragma: no cover - depends on the sandbox's final shape
-        raise ConfigError("the embedded sandbox has no store class")
-    return cls(str(db))
 
 
 def _environment(project: ProjectLike | None, env: str) -> Any:

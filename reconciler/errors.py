@@ -132,6 +132,11 @@ def parse_error_body(body: bytes | str | dict[str, Any] | list[Any] | None) -> l
     return items
 
 
+def _with_detail(text: str, detail: str) -> str:
+    """``text (detail)``, or ``text`` alone when there is no detail."""
+    return f"{text} ({detail})" if detail else text
+
+
 class ApiError(ReconcilerError):
     """The API refused a request (or could not be reached: ``status`` is then ``None``).
 
@@ -209,9 +214,7 @@ class AuthenticationFailed(ApiError):
 
     @property
     def summary(self) -> str:
-        inner = super().summary
-        text = f"authentication failed for {self.base_url}"
-        return f"{text} ({inner})" if inner else text
+        return _with_detail(f"authentication failed for {self.base_url}", super().summary)
 
 
 class RateLimited(ApiError):
@@ -219,9 +222,7 @@ class RateLimited(ApiError):
 
     @property
     def summary(self) -> str:
-        inner = super().summary
-        text = f"rate limited, gave up after {self.attempts} attempts"
-        return f"{text} ({inner})" if inner else text
+        return _with_detail(f"rate limited, gave up after {self.attempts} attempts", super().summary)
 
 
 class ServerError(ApiError):
