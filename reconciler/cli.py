@@ -121,12 +121,6 @@ async def _fresh_plan(target: Target, desired: Any, options: PlanOptions, *, cou
     return plan
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _render(plan: Plan, fmt: str, color: bool) -> str:
     from reconciler.render import render
 
@@ -324,7 +318,9 @@ def plan(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, out
     options = _plan_options(project, target, targets, excludes, desired.empty)
     the_plan = _run(_fresh_plan(target, desired, options))
     if out is not None:
-        _write_atomic(out, the_plan.to_json())
+        from reconciler.writes import write_atomic
+
+        write_atomic(out, the_plan.to_json())
     click.echo(_render(the_plan, fmt_, g.use_color()))
     _step_summary(_render(the_plan, "markdown", False))
     if out is not None:

@@ -15,12 +15,10 @@ The YAML machinery shared with ``project.py`` (:func:`read_yaml`, :func:`validat
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from reconciler.model import FieldType, Schema, check_schema
+from reconciler.writes import write_atomic
 
 __all__ = [
     "API_VERSION",
@@ -58,7 +57,6 @@ __all__ = [
     "load_text",
     "schema_files",
     "with_modeline",
-    "write_atomic",
 ]
 
 API_VERSION = "reconciler/v1"
@@ -722,32 +720,6 @@ def with_modeline(text: str, schema_ref: str) -> str:
     kept = [line for i, line in enumerate(lines)
             if not (i < head and line.lstrip().startswith("# yaml-language-server:"))]
     return f"{MODELINE_PREFIX}{schema_ref}\n" + "".join(kept)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (keeps the file mode)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def export_schemas(schemas: Iterable[Schema], directory: str | os.PathLike[str],

@@ -183,7 +183,7 @@ def modeline_ref(root: str | os.PathLike[str], directory: str | os.PathLike[str]
 
 def write_copies(root: str | os.PathLike[str], *, only_missing: bool = False) -> list[Path]:
     """Write the committed copies under ``root`` when missing or different; return those written."""
-    from reconciler.files import write_atomic
+    from reconciler.writes import write_atomic
 
     written = []
     for kind in KINDS:

@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "tok-SECRET-e2e-7f3a91"
 
 
+#: Variables of the machine that runs the tests which would change what the CLI does: CI runners set
+#: ``CI`` (no implicit sandbox) and ``GITHUB_STEP_SUMMARY``; a developer may have an account set.
+AMBIENT = ("CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "AC_API_URL", "AC_API_TOKEN", "NO_COLOR",
+           "RECONCILER_DEBUG")
+
+
+@pytest.fixture(autouse=True)
+def _neutral_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from the same environment, whatever machine (or CI runner) runs it."""
+    for name in AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def sandbox() -> Iterator[object]:
     """A fresh in-memory sandbox on a free loopback port, rate limit off, our token."""

@@ -15,10 +15,40 @@ ANSI colour only when asked (the CLI decides: a TTY and no ``NO_COLOR``).
 
 from __future__ import annotations
 
+import re
+
 from reconciler.plan import Change, CreateSchema, Finding, Plan, PlanError
 from reconciler.render import LEGEND, SchemaBlock, change_text, field_brief, plural, schema_blocks
 
-__all__ = ["render_text"]
+__all__ = ["inert", "render_text"]
+
+#: What a terminal may act on: C0 controls (ESC, BEL, CR, backspace …) but not newline or tab
+#: (kept only where ``keep_newlines``), DEL, C1 controls (U+0080-U+009F, e.g. the one-byte CSI),
+#: and the bidirectional overrides and isolates that reorder what is shown (Trojan Source).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\n\t]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    if ch == "\n":
+        return "\\n"
+    if ch == "\t":
+        return "\\t"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def inert(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` safe to print on a terminal: every control character shown escaped (``\\x1b``).
+
+    The one escaping function of terminal output: account data, API error texts and file names
+    pass through it before they are printed. With ``keep_newlines``, ``\\n`` and tabs stay as they are
+    (multi-line output built by reconciler itself); otherwise they are escaped too, so a value can
+    never start a fake line of its own.
+    """
+    pattern = _UNSAFE if keep_newlines else _UNSAFE_LINES
+    return pattern.sub(_escape_char, text) if pattern.search(text) else text
 
 _RESET = "\033[0m"
 _COLORS = {"+": "\033[32m", "~": "\033[33m", "-": "\033[31m", "!": "\033[31m",
