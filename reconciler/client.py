@@ -8,12 +8,22 @@
 * Limiter: one token bucket per :class:`Client`, shared by every concurrent request, at the account's
   5 req/s (ac-api.md §1) with headroom so latency jitter between us and the server's bucket never
   costs a 429: the bucket refills at 95 % of ``rate`` (``rate_headroom``) and holds ``rate - 1``
-  tokens (``burst``), one token of slack.
+  tokens (``burst``), one token of slack. The rate adapts: it halves on a 429 (not below
+  :data:`MIN_RATE`; the account's budget may be shared with other integrations) and climbs back
+  gradually; an account whose ``RateLimit-Limit`` header (ac-api.md §1) is below ``rate`` is paced at
+  that limit instead.
+* Shared pause: a 429 (or a 503 that looks rate-limited) stops EVERY request of the client until the
+  ``Retry-After`` it carried (capped at ``retry_after_cap``, :data:`RETRY_AFTER_CAP`) has passed; a
+  longer ``Retry-After`` is not waited for at all (:class:`RateLimited` at once).
 * Retries: capped exponential backoff with full jitter, ``Retry-After`` honoured (seconds or an
   HTTP-date), on 429/502/503/504 and on transport failures, for GET/PUT/DELETE. A schema create (POST)
   is retried blindly only when it cannot have been processed (429, connection refused); after an
   ambiguous failure the slug is looked up first, so a schema is never created twice (DESIGN §6).
-* Errors: typed exceptions from :mod:`reconciler.errors`, one line each.
+* Bounds: ``deadline`` (a ``time.monotonic()`` instant) ends everything with :class:`DeadlineExceeded`:
+  no request starts, no wait extends and no request stays in flight past it. Every wait longer than
+  :data:`WAIT_ANNOUNCE_AFTER` seconds is told once to ``on_wait`` (one line; the client never prints).
+* Errors: typed exceptions from :mod:`reconciler.errors`, one line each, naming what to check; the
+  token is masked in every text taken from a response before anything is cut.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -41,6 +51,7 @@ from reconciler.errors import (
     ApiError,
     AuthenticationFailed,
     ConfigError,
+    DeadlineExceeded,
     NotFound,
     RateLimited,
     ServerError,
@@ -48,13 +59,17 @@ from reconciler.errors import (
     UnexpectedResponse,
     ValidationFailed,
     error_class_for,
+    format_seconds,
     parse_error_body,
 )
 from reconciler.model import Schema
 from reconciler.wire import schema_from_api, schema_to_api
 
 __all__ = [
+    "MIN_RATE",
     "PAGE_SIZE",
+    "RETRY_AFTER_CAP",
+    "WAIT_ANNOUNCE_AFTER",
     "Client",
     "ClientStats",
     "RequestRecord",
@@ -68,11 +83,35 @@ log = logging.getLogger("reconciler.client")
 
 #: The API's maximum page size (ac-api.md §1).
 PAGE_SIZE = 100
+#: The schema list endpoint: a 404 there means no Custom Objects API at this URL at all.
+_SCHEMAS = "/customObjects/schemas"
 #: Items converted between two turns of the event loop when a list page is parsed (a few ms of work).
 _CONVERT_SLICE = 10
+#: Pages of a list requested at once once the first page gave ``meta.total`` (the limiter spaces them).
+_PAGES_AHEAD = 8
 #: Statuses worth another attempt: rate limit and gateway/availability errors (a 503 was seen at the limit, C7).
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: The longest ``Retry-After`` the client waits for (seconds; the constructor's ``retry_after_cap``).
+#: The API's documented example is 30 s (ac-api.md §1). Two minutes is our choice: past it, a run in CI
+#: is better ended at once with a line that says what the account asked for than left waiting.
+RETRY_AFTER_CAP = 120.0
+#: Waits longer than this (seconds) are told to ``on_wait``; shorter ones pass unannounced.
+WAIT_ANNOUNCE_AFTER = 2.0
+#: The adaptive limiter never goes below this rate (requests/s), whatever the 429s say.
+MIN_RATE = 0.2
+#: How fast a slowed-down limiter climbs back: this fraction of its configured rate per second after
+#: the pause that followed a 429 (from the floor to the full rate in about 10 s). With time, not per
+#: run of successes: at a low rate a run of successes takes long to come, and against a 1 req/s
+#: account with 20 % extra 429s a per-run climb kept the client at the floor, 5 s a request.
+_RECOVERY_PER_S = 0.1
+#: The shortest shared pause after a 429 without ``Retry-After`` (seconds): the API's budget is per
+#: second (ac-api.md §1); how long a refused account really needs is not documented (a guess).
+_MIN_RATE_LIMIT_PAUSE = 1.0
+#: A token shorter than this is not looked for in URLs: it would match innocent text, and no real
+#: API key is that short.
+_MIN_TOKEN_IN_URL = 8
 SleepFn = Callable[[float], Awaitable[Any]]
+WaitFn = Callable[[str], None]
 
 
 class Secret:
@@ -118,8 +157,10 @@ class Secret:
 
 
 def _is_loopback(host: str) -> bool:
+    """Exactly ``localhost``, 127.0.0.0/8 and ``::1``: no other name (``evil.localhost`` resolves
+    through DNS like any other), so plain http never leaves the machine."""
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -127,15 +168,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def normalize_base_url(url: str, *, allow_http: bool = False) -> str:
+def _holds_token(url: str, token: str | Secret | None) -> bool:
+    secret = token.reveal() if isinstance(token, Secret) else (token or "")
+    if len(secret) < _MIN_TOKEN_IN_URL:
+        return False
+    secret = secret.lower()
+    return secret in url.lower() or secret in unquote(url).lower()
+
+
+def normalize_base_url(url: str, *, allow_http: bool = False, token: str | Secret | None = None) -> str:
     """``https://acct.api-us1.com`` or ``…/api/3`` (trailing slash or not) -> ``https://acct.api-us1.com/api/3``.
 
     ``http://`` is refused (:class:`ConfigError`) unless the host is loopback or ``allow_http`` (a custom
-    transport such as the in-process sandbox). Credentials, queries and fragments in the URL are refused.
+    transport such as the in-process sandbox). Credentials, queries and fragments in the URL are refused,
+    and so is a URL that contains ``token`` anywhere; that error does not show the URL.
     """
     raw = (url or "").strip()
     if not raw:
         raise ConfigError("no API URL given")
+    if _holds_token(raw, token):
+        raise ConfigError("the API URL contains the API token; pass the token in AC_API_TOKEN (or token_env), "
+                          "not in the URL")
     try:
         parsed = httpx.URL(raw)
     except Exception:
@@ -166,6 +219,14 @@ class TokenBucket:
     """An asyncio token bucket shared by concurrent requests: ``rate`` tokens/s, ``burst`` at most.
 
     Waiters are served in arrival order (one lock). Uses the real clock: it paces real requests.
+
+    The rate adapts (multiplicative decrease, additive increase): :meth:`slow_down` (a 429) halves it,
+    not below ``min_rate``, and turns bursts off; from the end of the pause that follows, the rate
+    climbs back linearly, by :data:`_RECOVERY_PER_S` of the configured rate each second, and the burst
+    comes back once ``max_rate`` is reached. The tokens accrue at the climbing rate (an integral, not
+    the rate of the moment), so a request queued at a low rate is let through as soon as the climb
+    allows. :meth:`limit_to` lowers the ceiling ``max_rate`` below the configured ``rate`` (the
+    account's own ``RateLimit-Limit``).
     """
 
     def __init__(
@@ -173,24 +234,63 @@ class TokenBucket:
         rate: float,
         burst: float | None = None,
         *,
+        min_rate: float = MIN_RATE,
         clock: Callable[[], float] = time.monotonic,
         sleep: SleepFn = asyncio.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.rate = float(rate)
-        self.burst = float(burst if burst is not None else max(1.0, rate))
+        self.configured_rate = self.max_rate = float(rate)
+        self.min_rate = min(self.max_rate, float(min_rate))
+        self.configured_burst = self.max_burst = self.burst = float(burst if burst is not None else max(1.0, rate))
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.burst
         self._stamp = clock()
         self._lock: asyncio.Lock | None = None
+        self._climb = self.max_rate * _RECOVERY_PER_S  # requests/s gained per second
+        self._base = self.max_rate  # the rate at _climb_from, climbing after it
+        self._climb_from = -math.inf
+        self._calm_after = -math.inf  # a 429 to a request sent before this instant changes nothing
         self.waited = 0.0
+        self.slowdowns = 0
+
+    def _rate_at(self, t: float) -> float:
+        return min(self.max_rate, self._base + self._climb * max(0.0, t - self._climb_from))
+
+    @property
+    def rate(self) -> float:
+        """The rate now (requests/s)."""
+        return self._rate_at(self._clock())
+
+    def _accrued(self, t: float) -> float:
+        """Tokens accrued from ``_climb_from`` to ``t`` (negative before it): the integral of the rate."""
+        tau = t - self._climb_from
+        if tau <= 0:
+            return self._base * tau
+        ramp = (self.max_rate - self._base) / self._climb if self._base < self.max_rate else 0.0
+        if tau <= ramp:
+            return self._base * tau + self._climb * tau * tau / 2.0
+        return self._base * ramp + self._climb * ramp * ramp / 2.0 + self.max_rate * (tau - ramp)
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        if self._climb_from == -math.inf:
+            gained = (now - self._stamp) * self.max_rate
+        else:
+            gained = self._accrued(now) - self._accrued(self._stamp)
+        if self._rate_at(now) >= self.max_rate:
+            self.burst = self.max_burst
+        self._tokens = min(self.burst, self._tokens + gained)
         self._stamp = now
+
+    def _wait_for(self, need: float) -> float:
+        """Seconds until ``need`` more tokens have accrued (at most: the climb is counted without its cap)."""
+        now = self._clock()
+        rate = self._rate_at(now)
+        if rate >= self.max_rate or now < self._climb_from:
+            return need / rate
+        return (-rate + math.sqrt(rate * rate + 2.0 * self._climb * need)) / self._climb
 
     async def acquire(self) -> None:
         if self._lock is None:
@@ -198,17 +298,52 @@ class TokenBucket:
         async with self._lock:
             while True:
                 self._refill()
-                if self._tokens >= 1.0:
+                if self._tokens >= 1.0 - 1e-9:  # (a wait computed to the token can fall short by a rounding)
                     self._tokens -= 1.0
                     return
-                wait = (1.0 - self._tokens) / self.rate
+                wait = self._wait_for(1.0 - self._tokens)
                 self.waited += wait
                 await self._sleep(wait)
 
     def drain(self) -> None:
-        """Empty the bucket (after a 429: the server thinks we are over, so slow everyone down)."""
+        """Empty the bucket (the server thinks we are over, so slow everyone down)."""
         self._refill()
         self._tokens = min(self._tokens, 0.0)
+
+    def limit_to(self, rate: float, burst: float) -> None:
+        """Set the ceiling to ``rate`` (and ``burst``), never above the configured ones: the account's
+        own limit, from its ``RateLimit-Limit`` header."""
+        rate = min(self.configured_rate, max(self.min_rate, rate))
+        if rate == self.max_rate:
+            return
+        self._refill()
+        self.max_rate = rate
+        self.max_burst = min(self.configured_burst, max(1.0, burst))
+        self._base = min(self._base, rate)
+        self.burst = min(self.burst, self.max_burst)
+        self._tokens = min(self._tokens, self.burst)
+
+    def slow_down(self, sent_at: float | None = None, *, settle: float = 0.0) -> bool:
+        """A 429: halve the rate (not below ``min_rate``), no bursts, one token at most. True if it did.
+
+        ``settle`` is the pause that follows (the ``Retry-After``): the rate stays down during it and
+        climbs after it. A 429 to a request sent (``sent_at``) before the end of the last such pause
+        reports the congestion that slow-down already answered: it changes nothing, so eight requests
+        refused together halve the rate once, not eight times.
+        """
+        if sent_at is not None and sent_at < self._calm_after:
+            return False
+        self._refill()
+        now = self._clock()
+        settle = max(0.0, settle)
+        self._base = max(self.min_rate, self._rate_at(now) / 2.0)
+        self._climb_from = self._calm_after = now + settle
+        self.burst = 1.0
+        # one token, no more: the pause (which the client waits out before it asks for a token) spaces
+        # the first request after it; the rate spaces the others
+        self._tokens = min(self._tokens, 1.0)
+        self.slowdowns += 1
+        return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +449,9 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Transport errors after which the request MAY have been processed (sent, answer lost).
 _MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
                httpx.RemoteProtocolError)
+#: Failures that, from a host that never answered at all, mean it is not there (or not listening):
+#: such a host gets :data:`_UNREACHED_ATTEMPTS` attempts.
+_NO_ANSWER = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout)
 
 
 @dataclass
@@ -323,15 +461,29 @@ class _Outcome:
     retryable: bool = False
     ambiguous: bool = False  # the server may have processed it
     retry_after: float | None = None
+    rate_limited: bool = False  # a 429, or a 503 that looks like one: the client-wide pause is set
+    pause: float = 0.0  # the pause this answer set (rate_limited), in seconds ...
+    pause_until: float = 0.0  # ... and its end (a time.monotonic() instant)
+    query: str = ""
+    elapsed: float = 0.0
 
 
 class Client:
     """Async client of the Custom Objects API. Use as ``async with Client(url, token) as c:``.
 
     ``rate`` is the account's limit in requests/s (``0``/``None``: no limiter); the bucket refills at
-    ``rate * rate_headroom`` and holds ``burst`` tokens (default ``rate - 1``: one token of slack).
-    ``max_retries`` counts attempts after the first. ``sleep`` is used for retry backoff only
-    (inject a fake one in tests); the limiter paces in real time.
+    ``rate * rate_headroom`` and holds ``burst`` tokens (default ``rate - 1``: one token of slack), and
+    slows down on 429s (see :class:`TokenBucket`). ``max_retries`` counts attempts after the first.
+    ``sleep`` is used for every retry wait, the shared pause included (inject a fake one in tests);
+    the limiter paces in real time.
+
+    ``retry_after_cap``: the longest ``Retry-After`` waited for (:data:`RETRY_AFTER_CAP`); a longer one
+    fails the request at once (:class:`RateLimited`). ``deadline``: a ``time.monotonic()`` instant after
+    which nothing is sent or waited for (:class:`DeadlineExceeded`, whose line names ``deadline_label``,
+    e.g. ``"the 60 s --timeout"``); each attempt's timeout is ``min(timeout, time left)``. ``on_wait``
+    gets one line for each wait longer than :data:`WAIT_ANNOUNCE_AFTER` s and for each stalled request
+    (``account asked to wait 30 s; retrying at 12:00:31``). ``token_source`` says where the token came
+    from (``"$AC_STAGING_TOKEN"``), for the hint of a refused token; it is not the token.
     """
 
     def __init__(
@@ -347,27 +499,44 @@ class Client:
         max_retries: int = 8,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
-        retry_after_cap: float = 300.0,
+        retry_after_cap: float = RETRY_AFTER_CAP,
         sleep: SleepFn = asyncio.sleep,
         rng: random.Random | None = None,
+        on_wait: WaitFn | None = None,
+        deadline: float | None = None,
+        deadline_label: str = "the deadline",
+        token_source: str | None = None,
     ) -> None:
-        self.base_url = normalize_base_url(base_url, allow_http=transport is not None)
+        self.base_url = normalize_base_url(base_url, allow_http=transport is not None, token=token)
         self._token = token if isinstance(token, Secret) else Secret(token)
         if not self._token:
             raise ConfigError(f"no API token given for {self.base_url}")
+        parsed = httpx.URL(self.base_url)
+        self._host = parsed.host + (f":{parsed.port}" if parsed.port else "")
+        self._account = self.base_url.removesuffix("/api/3")
         self.max_retries = max(0, int(max_retries))
         self._reached = False  # an HTTP answer came back at least once
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
+        self.deadline = deadline
+        self.deadline_label = deadline_label
+        self.token_source = token_source
+        self._on_wait = on_wait
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.limiter: TokenBucket | None = None
+        self._rate_headroom = rate_headroom
         if rate:
             # one token of slack (burst 4 at 5 req/s): the server's bucket starts when our first request
             # ARRIVES, and connection set-up delays that one more than later ones; with burst == rate a
             # loopback test still saw an occasional limiter 429 on the 6th request.
             self.limiter = TokenBucket(rate * rate_headroom, burst if burst is not None else max(1.0, rate - 1.0))
+        # the client-wide pause: no request is sent before this time.monotonic() instant
+        self._not_before = 0.0
+        self._pause_reason = ""
+        self._announced_until = 0.0  # the end of the last wait told to on_wait
+        self._stall_told_at = -math.inf
         self.stats = ClientStats()
         self._transport = transport
         self._timeout = timeout
@@ -408,11 +577,73 @@ class Client:
         rate = f"{self.limiter.rate:g}/s" if self.limiter else "off"
         return f"<Client {self.base_url} token=*** rate={rate}>"
 
-    # -- the attempt loop -------------------------------------------------------------------
+    # -- waits and the deadline ---------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
+        """``text`` with the token (as is, or percent-encoded) replaced by ``***``."""
         secret = self._token.reveal()
-        return text.replace(secret, "***") if secret else text
+        if not secret or not text:
+            return text
+        text = text.replace(secret, "***")
+        encoded = quote(secret, safe="")
+        return text.replace(encoded, "***") if encoded != secret else text
+
+    def _time_left(self, method: str, path: str) -> float | None:
+        """Seconds to the deadline (``None``: no deadline); :class:`DeadlineExceeded` when none is left."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(method, path, label=self.deadline_label)
+        return left
+
+    def _check_wait(self, method: str, path: str, delay: float) -> None:
+        """A wait of ``delay`` s that would end past the deadline is refused before it starts."""
+        if self.deadline is not None and time.monotonic() + delay > self.deadline:
+            raise DeadlineExceeded(method, path, label=self.deadline_label, waiting=delay)
+
+    def _tell(self, line: str, until: float | None = None) -> None:
+        """One line to ``on_wait``. A wait (ending at ``until``) is told only if it ends after the last
+        one told, so concurrent requests waiting out the same pause say it once."""
+        if self._on_wait is None:
+            return
+        if until is not None:
+            if until <= self._announced_until:
+                return
+            self._announced_until = until
+        self._on_wait(line)
+
+    @staticmethod
+    def _clock_at(delay: float) -> str:
+        """The local wall-clock time ``delay`` s from now, ``HH:MM:SS``."""
+        return time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
+
+    async def _wait_pause(self, method: str, path: str, waited: float) -> float:
+        """Wait until the client-wide pause ends (unless this request already waited for it, up to
+        ``waited``); the end of the last pause waited for."""
+        while self._not_before > waited:
+            until = self._not_before
+            delay = until - time.monotonic()
+            if delay <= 0:
+                return until
+            self._check_wait(method, path, delay)
+            if delay > WAIT_ANNOUNCE_AFTER:
+                self._tell(f"{self._pause_reason}; retrying at {self._clock_at(delay)}", until)
+            self.stats.sleeps.append(delay)
+            await self._sleep(delay)
+            waited = until
+        return waited
+
+    def _jitter(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+    def _attempt_limit(self, out: _Outcome) -> int:
+        """How many attempts this request gets: fewer for a host that has never answered anything."""
+        if not self._reached and isinstance(out.error, _NO_ANSWER):
+            return min(self.max_retries + 1, _UNREACHED_ATTEMPTS)
+        return self.max_retries + 1
+
+    # -- the attempt loop -------------------------------------------------------------------
 
     async def _attempt(
         self,
@@ -423,33 +654,72 @@ class Client:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        waited: float = 0.0,
     ) -> _Outcome:
         http = self._ensure_http()
-        if self.limiter is not None:
-            await self.limiter.acquire()
+        while True:  # the pause, then a token; again if a pause began while this request queued
+            waited = await self._wait_pause(method, path, waited)
+            if self.limiter is not None:
+                left = self._time_left(method, path)
+                try:
+                    async with asyncio.timeout(left):
+                        await self.limiter.acquire()
+                except TimeoutError:
+                    raise DeadlineExceeded(method, path, label=self.deadline_label) from None
+            if self._not_before <= max(waited, time.monotonic()):
+                break
+        left = self._time_left(method, path)
+        timeout = self._timeout if left is None else min(self._timeout, left)
         query = str(httpx.QueryParams(params or {}))
         started = time.monotonic()
+        cut = asyncio.timeout(left)
         try:
-            response = await http.request(method, path, params=params, json=json, headers=headers)
-            await response.aread()
+            async with cut:
+                response = await http.request(method, path, params=params, json=json, headers=headers,
+                                              timeout=timeout)
+                await response.aread()
+        except TimeoutError:
+            if not cut.expired():
+                raise
+            self._record(method, path, None, attempt, query, "DeadlineExceeded", started)
+            raise DeadlineExceeded(method, path, label=self.deadline_label) from None
         except (httpx.TransportError, ConnectionError) as exc:
             # ConnectionError: an in-process (ASGI) transport re-raises the app's dropped connection
             not_sent = isinstance(exc, (*_NOT_SENT, ConnectionRefusedError))
             maybe_sent = not not_sent and isinstance(exc, (*_MAYBE_SENT, ConnectionError))
             self._record(method, path, None, attempt, query, type(exc).__name__, started)
             log.debug("%s %s attempt %d: %s", method, path, attempt, type(exc).__name__)
-            return _Outcome(error=exc, retryable=not_sent or maybe_sent, ambiguous=maybe_sent)
+            if isinstance(exc, httpx.TimeoutException) and timeout < self._timeout:
+                raise DeadlineExceeded(method, path, label=self.deadline_label) from None  # the deadline's cut
+            return _Outcome(error=exc, retryable=not_sent or maybe_sent, ambiguous=maybe_sent, query=query,
+                            elapsed=time.monotonic() - started)
         self._reached = True
         status = response.status_code
+        if self.limiter is not None:
+            limit = _as_float(response.headers.get("RateLimit-Limit"))
+            if limit is not None and limit > 0:
+                self.limiter.limit_to(limit * self._rate_headroom, limit - 1.0)
         self._record(method, path, status, attempt, query, None, started)
         log.debug("%s %s attempt %d: %d", method, path, attempt, status)
-        if status in RETRY_STATUSES:
-            if status == 429 and self.limiter is not None:
-                self.limiter.drain()
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            # a 429 was refused before processing; a 5xx from a gateway may have been processed
-            return _Outcome(response=response, retryable=True, ambiguous=status != 429, retry_after=retry_after)
-        return _Outcome(response=response)
+        if status not in RETRY_STATUSES:
+            return _Outcome(response=response, query=query)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        # a 429 was refused before processing; a 5xx from a gateway may have been processed
+        out = _Outcome(response=response, retryable=True, ambiguous=status != 429, retry_after=retry_after,
+                       query=query, rate_limited=status == 429 or (status == 503 and _looks_rate_limited(response)))
+        if retry_after is not None and retry_after > self.retry_after_cap:
+            out.retryable = False  # not worth waiting for: _error says what was asked
+            return out
+        if out.rate_limited:
+            pause = retry_after if retry_after is not None else max(_MIN_RATE_LIMIT_PAUSE, self._jitter(attempt))
+            out.pause, out.pause_until = pause, time.monotonic() + pause
+            if out.pause_until > self._not_before:
+                self._not_before = out.pause_until
+                self._pause_reason = (f"account asked to wait {format_seconds(pause)}" if retry_after is not None
+                                      else f"rate limited by {self._host}; waiting {format_seconds(pause)}")
+            if self.limiter is not None:
+                self.limiter.slow_down(started, settle=pause)
+        return out
 
     def _record(self, method: str, path: str, status: int | None, attempt: int, query: str,
                 error: str | None, started: float) -> None:
@@ -457,34 +727,65 @@ class Client:
             RequestRecord(method, path, status, attempt, attempt > 1, query, error, time.monotonic() - started)
         )
 
-    async def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        if retry_after is not None:
-            delay = min(retry_after, self.retry_after_cap)
+    async def _backoff(self, method: str, path: str, attempt: int, out: _Outcome) -> float:
+        """Wait before attempt ``attempt + 1``; the end of the client-wide pause waited for (if any)."""
+        now = time.monotonic()
+        limit = self._attempt_limit(out)
+        if out.rate_limited:
+            until = max(out.pause_until, self._not_before)
+            delay = out.pause if until == out.pause_until else until - now
+            line = f"{self._pause_reason}; retrying at {self._clock_at(delay)}"
         else:
-            delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+            delay = out.retry_after if out.retry_after is not None else self._jitter(attempt)
+            until = now + delay
+            what = (f"{out.response.status_code} from {self._host}" if out.response is not None
+                    else f"{type(out.error).__name__} from {self._host}")
+            line = (f"{what} on {method} {path}; retrying at {self._clock_at(delay)} "
+                    f"(attempt {attempt + 1} of {limit})")
+        self._check_wait(method, path, delay)
+        if isinstance(out.error, httpx.TimeoutException) and out.elapsed > WAIT_ANNOUNCE_AFTER:
+            if now - self._stall_told_at >= WAIT_ANNOUNCE_AFTER:  # one line for requests stalled together
+                self._stall_told_at = now
+                at = f" at {self._clock_at(delay)}" if delay > WAIT_ANNOUNCE_AFTER else ""
+                self._tell(f"no answer from {self._host} for {format_seconds(out.elapsed)}; retrying{at} "
+                           f"(attempt {attempt + 1} of {limit})")
+        elif delay > WAIT_ANNOUNCE_AFTER:
+            self._tell(line, until)
         self.stats.sleeps.append(delay)
         await self._sleep(delay)
+        return until if out.rate_limited else 0.0
 
     def _error(self, method: str, path: str, outcome: _Outcome, attempts: int) -> ApiError:
-        """The exception for a final outcome (an error status, or retries exhausted)."""
+        """The exception for a final outcome (an error status, or retries exhausted), with what to check."""
         if outcome.response is None:
             exc = outcome.error
             text = self._scrub(str(exc) or "") if exc is not None else ""
             name = type(exc).__name__ if exc is not None else "TransportError"
+            if isinstance(exc, httpx.TimeoutException) and not text:
+                text = f"no answer in {format_seconds(outcome.elapsed)}"
             reason = f"transport failure: {name}" + (f": {text}" if text else "")
+            if not self._reached:
+                return TransportFailure(None, method, path, reason=f"cannot reach {self._host} ({reason})",
+                                        attempts=attempts, hint="check the URL and network")
             return TransportFailure(None, method, path, reason=reason, attempts=attempts)
         response = outcome.response
         status = response.status_code
-        items = parse_error_body(response.content)
-        items = [type(i)(*(self._scrub(v) if isinstance(v, str) else v for v in
-                           (i.title, i.detail, i.pointer, i.code))) for i in items]
-        reason = response.reason_phrase or None
+        items = parse_error_body(response.content, mask=self._scrub)
+        reason = self._scrub(response.reason_phrase or "") or None
+        if outcome.retry_after is not None and outcome.retry_after > self.retry_after_cap:
+            return RateLimited(status, method, path, items, reason=reason, attempts=attempts,
+                               retry_after=outcome.retry_after, cap=self.retry_after_cap)
         cls = error_class_for(status)
         if status == 503 and outcome.retryable and attempts > 1 and _looks_rate_limited(response):
             cls = RateLimited
         if cls is AuthenticationFailed:
             return AuthenticationFailed(status, method, path, items, reason=reason, attempts=attempts,
-                                        base_url=self.base_url)
+                                        base_url=self.base_url, token_source=self.token_source,
+                                        needs_admin=_admin_only(method, path, outcome.query))
+        if status == 404 and method == "GET" and path == _SCHEMAS:
+            return NotFound(status, method, path, items, reason=reason, attempts=attempts,
+                            hint=f"no Custom Objects API at {self._account}; check the account URL "
+                                 "(https://<account>.api-us1.com)")
         return cls(status, method, path, items, reason=reason, attempts=attempts)
 
     async def _request(
@@ -505,9 +806,10 @@ class Client:
         (a retried DELETE whose first attempt did the job).
         """
         maybe_done = False
-        attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            out = await self._attempt(method, path, attempt=attempt, params=params, json=json, headers=headers)
+        waited = 0.0
+        for attempt in range(1, self.max_retries + 2):
+            out = await self._attempt(method, path, attempt=attempt, params=params, json=json, headers=headers,
+                                      waited=waited)
             if not out.retryable:
                 if out.response is None:
                     raise self._error(method, path, out, attempt) from None
@@ -520,11 +822,9 @@ class Client:
             if out.ambiguous and not idempotent:
                 raise self._error(method, path, out, attempt) from None
             maybe_done = maybe_done or out.ambiguous
-            if attempt == attempts or (
-                attempt >= _UNREACHED_ATTEMPTS and not self._reached and isinstance(out.error, httpx.ConnectError)
-            ):
+            if attempt >= self._attempt_limit(out):
                 raise self._error(method, path, out, attempt) from None
-            await self._backoff(attempt, out.retry_after)
+            waited = await self._backoff(method, path, attempt, out)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -540,7 +840,19 @@ class Client:
     def _schema_from(self, data: Any, method: str, path: str, status: int) -> Schema:
         if not isinstance(data, dict) or not isinstance(data.get("schema"), dict):
             raise UnexpectedResponse(status, method, path, reason='the response has no "schema" object')
-        return schema_from_api(data["schema"])
+        return self._read_schema(data["schema"], method, path, status)
+
+    def _read_schema(self, data: Any, method: str, path: str, status: int = 200) -> Schema:
+        """:func:`schema_from_api`; a schema the model cannot read is an :class:`UnexpectedResponse`
+        whose line names the first problem (masked, then cut), not a multi-line validation error."""
+        try:
+            return schema_from_api(data)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+            which = data.get("slug") or data.get("id") if isinstance(data, dict) else None
+            name = f" {self._scrub(str(which))[:60]!r}" if which else ""
+            problem = _first_problem(exc)
+            raise UnexpectedResponse(status, method, path, reason=(
+                f"the API sent a schema{name} this client cannot read ({self._scrub(problem)})")) from None
 
     # -- raw access -------------------------------------------------------------------------
 
@@ -580,7 +892,13 @@ class Client:
 
     async def _list_all(self, path: str, key: str, extra: Mapping[str, str] | None = None,
                         convert: Callable[[Any], Any] | None = None) -> list[Any]:
-        """First page, then (once ``meta.total`` is known) every other page concurrently.
+        """First page, then the other pages up to ``meta.total``, :data:`_PAGES_AHEAD` at a time concurrently.
+
+        Paging stops at ``meta.total``, or at a short page. A response without ``meta.total``, or a page
+        that holds only ids already read (a server that ignores ``offset``), is an
+        :class:`UnexpectedResponse`: either would otherwise loop, or return a partial list as if whole.
+        The page size is the first page's length when the server sends fewer than it was asked for
+        (one that ignores ``limit``).
 
         ``convert`` turns each item into a result (the results are in page order). The first page
         is converted while the other pages' requests are out, in slices that give the event loop
@@ -601,31 +919,45 @@ class Client:
                 out.extend(map(convert, items[i:i + _CONVERT_SLICE]))
             return out
 
+        async def rest(offset: int) -> tuple[list[Any], list[Any]]:
+            chunk, _meta = await self._page(path, key, offset, page, extra)
+            return chunk, await converted(chunk)
+
         first, meta = await self._page(path, key, 0, PAGE_SIZE, extra)
         total = _as_int(meta.get("total"))
+        if total is None or total < 0:
+            raise UnexpectedResponse(200, "GET", path, reason="the list response has no meta.total")
         page = _as_int(meta.get("limit")) or PAGE_SIZE
         page = min(page, PAGE_SIZE) if page > 0 else PAGE_SIZE
-        if total is None:
-            # no total: walk sequentially until a short page
-            items = await converted(first)
-            offset = len(first)
-            while len(first) >= page and first:
-                first, _ = await self._page(path, key, offset, page, extra)
-                items.extend(await converted(first))
-                offset += len(first)
-            return items
-        offsets = range(len(first), total, page) if first else range(0)
-
-        async def rest(offset: int) -> list[Any]:
-            chunk, _meta = await self._page(path, key, offset, page, extra)
-            return await converted(chunk)
-
-        # the other pages' requests first, then the first page's conversion
-        *pages, head = await asyncio.gather(*(rest(off) for off in offsets), converted(first, sliced=bool(offsets)))
-        items = list(head)
-        for chunk in pages:
-            items.extend(chunk)
-        return items
+        if 0 < len(first) < page and len(first) < total:
+            page = len(first)
+        seen = set(_ids(first) or ())
+        items: list[Any] | None = None
+        offset = len(first)
+        more = len(first) >= page > 0 and offset < total
+        while True:
+            offsets = [o for o in range(offset, offset + _PAGES_AHEAD * page, page) if o < total] if more else []
+            if items is None:  # the other pages' requests first, then the first page's conversion
+                *pages, head = await asyncio.gather(*(rest(o) for o in offsets),
+                                                    converted(first, sliced=bool(offsets)))
+                items = list(head)
+            else:
+                pages = list(await asyncio.gather(*(rest(o) for o in offsets)))
+            for at, (chunk, results) in zip(offsets, pages, strict=True):
+                ids = _ids(chunk)
+                if chunk and ids is not None and seen.issuperset(ids):
+                    raise UnexpectedResponse(200, "GET", path, reason=(
+                        f"the page at offset {at} repeats items already read (the server ignores offset?); "
+                        f"{len(seen)} of meta.total {total} read"))
+                seen.update(ids or ())
+                items.extend(results)
+                if len(chunk) < page:
+                    more = False
+                    break
+            if not offsets:
+                return items
+            offset = offsets[-1] + page
+            more = more and offset < total
 
     async def list_schemas(self) -> list[Schema]:
         """Every schema of the account, deleted fields included (``showFields=all``).
@@ -638,8 +970,9 @@ class Client:
         parsing itself (bench/NOTES.md). It is switched back on (if it was on) however this ends.
         """
         with _gc_paused():
-            schemas: list[Schema] = await self._list_all("/customObjects/schemas", "schemas",
-                                                          {"showFields": "all"}, convert=schema_from_api)
+            schemas: list[Schema] = await self._list_all(_SCHEMAS, "schemas",
+                                                          {"showFields": "all"},
+                                                          convert=lambda d: self._read_schema(d, "GET", _SCHEMAS))
         seen: dict[str, Schema] = {}
         for schema in schemas:
             seen.setdefault(schema.id or f"slug:{schema.slug}", schema)  # a list that shifted may repeat one
@@ -681,12 +1014,12 @@ class Client:
     async def create_schema(self, schema: Schema) -> Schema:
         """POST a new schema (201). Never creates it twice: after an ambiguous failure (dropped
         connection, timeout, 5xx) the slug is looked up and an existing schema returned."""
-        path = "/customObjects/schemas"
+        path = _SCHEMAS
         body = {"schema": schema_to_api(schema)}
-        attempts = self.max_retries + 1
         maybe_done = False
-        for attempt in range(1, attempts + 1):
-            out = await self._attempt("POST", path, attempt=attempt, json=body)
+        waited = 0.0
+        for attempt in range(1, self.max_retries + 2):
+            out = await self._attempt("POST", path, attempt=attempt, json=body, waited=waited)
             if not out.retryable and out.response is not None:
                 response = out.response
                 if response.status_code in (200, 201):
@@ -697,13 +1030,13 @@ class Client:
                     if found is not None:
                         return found
                 raise self._error("POST", path, out, attempt)
-            if not out.retryable or attempt == attempts:
+            if not out.retryable or attempt >= self._attempt_limit(out):
                 if out.ambiguous or maybe_done:
                     found = await self.find_schema_by_slug(schema.slug)
                     if found is not None:
                         return found
                 raise self._error("POST", path, out, attempt) from None
-            await self._backoff(attempt, out.retry_after)
+            waited = await self._backoff("POST", path, attempt, out)
             if out.ambiguous:
                 maybe_done = True
                 found = await self.find_schema_by_slug(schema.slug)
@@ -747,6 +1080,28 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _first_problem(exc: Exception) -> str:
+    """``fields.0.type: Input should be …`` for a pydantic error (no input values: they are API text),
+    else the exception's type and text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            return f"{where}: {first.get('msg', '')}" if where else str(first.get("msg", ""))
+        except (TypeError, IndexError, AttributeError):  # not pydantic's shape: its type says enough
+            return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _as_int(value: Any) -> int | None:
     try:
         return int(value)
@@ -762,6 +1117,22 @@ def _filter_param(key: str) -> str:
         prop, rest = key.split("[", 1)
         return f"filters[{prop}][{rest}"
     return f"filters[{key}]"
+
+
+def _ids(items: list[Any]) -> list[str] | None:
+    """The ids of a page's items; ``None`` when some item has none (then repeats cannot be told)."""
+    ids = [str(i["id"]) for i in items if isinstance(i, dict) and i.get("id") is not None]
+    return ids if len(ids) == len(items) else None
+
+
+def _admin_only(method: str, path: str, query: str) -> str | None:
+    """What this request does that only admin users may do (ac-api.md §2 field deletes, §7.4 unfiltered
+    record lists), or ``None``."""
+    if method == "DELETE" and "/fields/" in path:
+        return "deleting a field"
+    if method == "GET" and path.startswith("/customObjects/records/") and "filters" not in unquote(query):
+        return "listing records without a filter"
+    return None
 
 
 def _looks_rate_limited(response: httpx.Response) -> bool:

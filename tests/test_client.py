@@ -367,7 +367,8 @@ def test_real_422_404_403_400(sb: RunningSandbox) -> None:
             with pytest.raises(AuthenticationFailed) as a:
                 await bad.list_schemas()
             assert a.value.status == 403
-            assert f"authentication failed for {sb.url}/api/3" in str(a.value)
+            assert f"authentication failed (Forbidden): the account at {sb.url} refused the API token" in str(a.value)
+            assert "(Settings > Developer)" in str(a.value) and "wrong-token" not in str(a.value)
 
     run(go())
 

@@ -97,7 +97,7 @@ def test_status_to_class(status: int, cls: type[ApiError]) -> None:
 def test_authentication_failed_message_names_the_url_only() -> None:
     exc = AuthenticationFailed(403, "GET", "/customObjects/schemas", parse_error_body(b'{"message":"Forbidden"}'),
                                base_url="https://acme.api-us1.com/api/3")
-    assert "authentication failed for https://acme.api-us1.com/api/3" in str(exc)
+    assert "authentication failed (Forbidden): the account at https://acme.api-us1.com refused" in str(exc)
     assert "\n" not in str(exc)
 
 

@@ -6,9 +6,12 @@ the response lost) and the injected fault, if any. Headers are never recorded (t
 
 from __future__ import annotations
 
+import sys
 import threading
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,10 +25,31 @@ class Exchange:
     query: str
     status: int | None = None
     fault: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float | None = None
 
     @property
     def is_write(self) -> bool:
         return self.method not in READS
+
+    def line(self) -> str:
+        """``PUT /api/3/customObjects/schemas/… 200 12 ms`` (``- fault lost`` when one was injected)."""
+        where = self.path + (f"?{self.query}" if self.query else "")
+        status = "-" if self.status is None else str(self.status)
+        ms = "" if self.elapsed is None else f" {self.elapsed * 1000:.0f} ms"
+        fault = f" fault {self.fault}" if self.fault else ""
+        return f"{self.method} {where} {status}{ms}{fault}"
+
+
+def printer(stream: TextIO | None = None) -> Callable[[Exchange], None]:
+    """A ``TrafficMiddleware`` ``on_done`` that prints each exchange's line (stderr by default)."""
+
+    def show(exchange: Exchange) -> None:
+        out = stream or sys.stderr
+        out.write(exchange.line() + "\n")
+        out.flush()
+
+    return show
 
 
 class Traffic:
@@ -65,9 +89,11 @@ class TrafficMiddleware:
     """Outermost layer: records each exchange (``scope["sandbox.exchange"]`` lets inner layers mark
     faults) and its status."""
 
-    def __init__(self, app: ASGIApp, traffic: Traffic) -> None:
+    def __init__(self, app: ASGIApp, traffic: Traffic,
+                 on_done: Callable[[Exchange], None] | None = None) -> None:
         self.app = app
         self.traffic = traffic
+        self.on_done = on_done
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +108,12 @@ class TrafficMiddleware:
                 exchange.status = message["status"]
             await send(message)
 
-        await self.app(scope, receive, recording_send)
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            exchange.elapsed = time.monotonic() - exchange.started
+            if self.on_done is not None:
+                self.on_done(exchange)
 
 
 def mark_fault(scope: Scope, fault: str, status: Any = None) -> None:
