@@ -5,9 +5,19 @@ file in one :class:`FilesError`, each pointing at the offending node: syntax err
 keys, unknown keys (with a "did you mean" hint), wrong types (strict: ``"yes"`` is not a boolean),
 every model rule of :func:`reconciler.model.check_schema` and slugs declared twice.
 
+Schema files may come from a pull request, so reading them is defensive:
+
+* which files (:func:`schema_files`): ``**/*.yaml|yml`` under the directory, hidden names skipped,
+  symbolic links followed only inside the repository, anything that is not a regular file an
+  error that names it (never opened);
+* limits (:data:`MAX_FILE_BYTES`, :data:`MAX_ALIAS_NODES`, :data:`MAX_DEPTH`,
+  :data:`MAX_INT_DIGITS`, :data:`MAX_TEXT_CHARS`), each one error line, found before the step
+  it protects; control and bidirectional characters are refused;
+* messages quote at most a short excerpt of a file (:func:`reconciler.model.excerpt`).
+
 Writing (:func:`dump_schema`, :func:`export_schemas`) produces the canonical form;
 :func:`format_text` / :func:`fmt_dir` bring a hand-written file into canonical key order and style
-while keeping its comments.
+while keeping its comments (:class:`Reformat` holds a change and its diff).
 
 The YAML machinery shared with ``project.py`` (:func:`read_yaml`, :func:`validate_strict`,
 :func:`node_position`, :func:`unknown_key_errors`) lives here too.
@@ -16,9 +26,12 @@ The YAML machinery shared with ``project.py`` (:func:`read_yaml`, :func:`validat
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import math
 import os
+import re
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,21 +46,30 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.scanner import RoundTripScanner
 from ruamel.yaml.tokens import CommentToken
 
-from reconciler.model import FieldType, Schema, check_schema
-from reconciler.writes import write_atomic
+from reconciler.model import EXCERPT_CHARS, FieldType, Schema, excerpt, local_problems, namespace_problems
+from reconciler.writes import check_writable, write_atomic
 
 __all__ = [
     "API_VERSION",
     "FIELD_KEYS",
     "KIND",
     "LABEL_KEYS",
+    "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_INT_DIGITS",
+    "MAX_LISTED",
+    "MAX_TEXT_CHARS",
     "RELATIONSHIP_KEYS",
     "SCHEMA_KEYS",
     "FileError",
     "FilesError",
     "LoadedSchemas",
+    "Reformat",
+    "default_root",
     "dump_schema",
     "export_schemas",
     "fmt_dir",
@@ -73,8 +95,36 @@ LABEL_KEYS = ("singular", "plural")
 LIVE_ONLY_KEYS = frozenset({"id", "inherited", "status", "visibility", "customized", "parentId", "appId",
                             "createdTimestamp", "updatedTimestamp"})
 SCHEMA_SUFFIXES = (".yaml", ".yml")
-#: The project file never holds a schema, even when ``schemas_dir`` is the project root.
-_PROJECT_FILE = "reconciler.yaml"
+
+# Limits. A schema file may come from a pull request: each limit turns an input that would take
+# minutes or gigabytes into one error line, found before the expensive step it protects.
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest YAML file read, 1 MiB; checked with ``stat`` before the file is opened. A hand-written
+schema of 1,000 fields is about 150 KB. (The pure-Python YAML parser reads a dense 1 MiB file in
+some 20 s: the limit bounds the time, it does not make a file at the limit fast.)"""
+
+MAX_ALIAS_NODES = 10_000
+"""Most YAML nodes that aliases (``*name``) may add when expanded: an "alias bomb" of 1 KB
+expands to billions. Counted on the parsed node graph, before anything walks it as a tree."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists; a schema file needs 4 levels. Enforced while scanning,
+so 50,000 nested brackets stop at the 33rd."""
+
+MAX_INT_DIGITS = 15
+"""Most digits in a YAML integer (``scale``, or a number anywhere): more is a typo or an attack,
+and a few thousand digits cannot even be converted by Python."""
+
+MAX_TEXT_CHARS = 64 * 1024
+"""Longest string (a description, a label, any value or key), 64 KiB characters."""
+
+#: Characters no schema file may hold, as such or through a ``"\\e"`` escape: C0 controls but
+#: tab and newline (a CR only as part of a CRLF line end), DEL, C1 controls, the bidirectional
+#: overrides and isolates (they make a terminal or an editor show other text than the file holds),
+#: and U+FFFE/U+FFFF, which YAML itself refuses.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff]"
+                        "|\r(?!\n)")
 
 Loc = tuple[str | int, ...]
 
@@ -116,9 +166,40 @@ class FilesError(Exception):
 # Reading YAML (shared with project.py)
 
 
+class _TooDeep(Exception):
+    """Raised by :class:`_GuardedScanner` at the first collection past :data:`MAX_DEPTH`."""
+
+    def __init__(self, mark: Any) -> None:
+        super().__init__("nesting too deep")
+        self.mark = mark
+
+
+class _GuardedScanner(RoundTripScanner):
+    """ruamel's round-trip scanner with a nesting bound.
+
+    Unbounded, ``[`` x 50,000 costs quadratic time in the scanner (it keeps one possible simple key
+    a level) and then exhausts the composer's recursion. Block levels and flow levels are counted
+    as they open; this never counts more levels than the document has.
+    """
+
+    def _guard(self) -> None:
+        if self.flow_level + len(self.indents) >= MAX_DEPTH:
+            raise _TooDeep(self.reader.get_mark())
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: Any) -> None:
+        self._guard()
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+    def add_indent(self, column: int) -> bool:
+        if self.indent < column and not self.flow_level:
+            self._guard()
+        return bool(super().add_indent(column))
+
+
 def _rt_yaml(*, preserve_quotes: bool = False) -> YAML:
-    """A fresh round-trip YAML instance with the house style for dumping."""
+    """A fresh round-trip YAML instance with the house style for dumping and a guarded scanner."""
     yaml = YAML(typ="rt")
+    yaml.Scanner = _GuardedScanner
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096  # never fold long lines
     yaml.preserve_quotes = preserve_quotes
@@ -129,6 +210,52 @@ def _err(path: Path, mark: Any, message: str) -> FileError:
     if mark is None:
         return FileError(path, 1, 1, message)
     return FileError(path, mark.line + 1, mark.column + 1, message)
+
+
+def _depth_error(path: Path, mark: Any) -> FileError:
+    return _err(path, mark, f"nesting deeper than the limit of {MAX_DEPTH} levels")
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _kind(mode: int) -> str:
+    """``"a FIFO"``, ``"a directory"`` …: what a non-regular file is, for messages."""
+    for test, name in _FILE_KINDS:
+        if test(mode):
+            return name
+    return "a file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _size_error(path: Path, size: int) -> FileError:
+    limit = f"{MAX_FILE_BYTES >> 20} MiB" if MAX_FILE_BYTES % (1 << 20) == 0 else f"{MAX_FILE_BYTES:,} bytes"
+    return FileError(path, 0, 0, f"file is {size:,} bytes, over the size limit of {limit}; not read")
+
+
+def _read_bytes(path: Path) -> tuple[bytes | None, list[FileError]]:
+    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`, else one error.
+
+    ``stat`` comes first, so a FIFO or a device is never opened; the open is non-blocking and the
+    opened file is checked again, in case the path changed in between.
+    """
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None, [FileError(path, 0, 0, f"is {_kind(st.st_mode)}, not a file; not read")]
+        if st.st_size > MAX_FILE_BYTES:
+            return None, [_size_error(path, st.st_size)]
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, [FileError(path, 0, 0, f"is {_kind(st.st_mode)}, not a file; not read")]
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return None, [FileError(path, 0, 0, f"cannot read file: {exc.strerror or exc}")]
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [_size_error(path, len(raw))]
+    return raw, []
 
 
 def _decode(path: Path, raw: bytes) -> tuple[str | None, list[FileError]]:
@@ -143,6 +270,62 @@ def _decode(path: Path, raw: bytes) -> tuple[str | None, list[FileError]]:
     return text.removeprefix("\ufeff"), []
 
 
+def _read_text(path: str | os.PathLike[str]) -> tuple[str | None, list[FileError]]:
+    """The text of a YAML file, within the size limit and decoded as UTF-8 (a BOM dropped)."""
+    p = Path(path)
+    raw, errors = _read_bytes(p)
+    if raw is None:
+        return None, errors
+    return _decode(p, raw)
+
+
+def _char_name(ch: str) -> str:
+    """``control character U+001B``, ``bidirectional control character U+202E`` …"""
+    code = ord(ch)
+    if 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        return f"bidirectional control character U+{code:04X}"
+    if code in (0xFFFE, 0xFFFF):
+        return f"noncharacter U+{code:04X}"
+    return f"control character U+{code:04X}"
+
+
+def _char_problem(*chars: str) -> str:
+    """The message for forbidden characters, e.g. ``control character U+001B is not allowed …``."""
+    names = [_char_name(ch) for ch in dict.fromkeys(chars)]
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    verb = "is" if len(names) == 1 else "are"
+    return f"{shown} {verb} not allowed (it can hide or rewrite text on a terminal)"
+
+
+#: At most this many errors of one kind are listed for one file (a file of 100,000 bad lines gives
+#: 20 lines and a count, not 100,000 lines).
+MAX_LISTED = 20
+
+
+def _capped(path: Path, errors: list[FileError], what: str) -> list[FileError]:
+    if len(errors) <= MAX_LISTED:
+        return errors
+    return [*errors[:MAX_LISTED], FileError(path, 0, 0, f"{len(errors):,} {what}; the first {MAX_LISTED} are listed")]
+
+
+def _control_errors(path: Path, text: str) -> list[FileError]:
+    """Forbidden characters written as such: one error a line, at the first, naming each kind."""
+    errors: list[FileError] = []
+    line, counted = 1, 0
+    m = _FORBIDDEN.search(text)
+    while m is not None:
+        start = m.start()
+        line += text.count("\n", counted, start)
+        counted = start
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        chars = [found[0] for found in _FORBIDDEN.findall(text, start, end)]
+        errors.append(FileError(path, line, col, _char_problem(*chars)))
+        m = _FORBIDDEN.search(text, end)
+    return _capped(path, errors, "lines hold forbidden characters")
+
+
 def _tab_errors(path: Path, text: str) -> list[FileError]:
     """Tabs in indentation: YAML indents with spaces only."""
     errors = []
@@ -151,14 +334,78 @@ def _tab_errors(path: Path, text: str) -> list[FileError]:
         if "\t" in indent and line.strip():
             errors.append(FileError(path, n, indent.index("\t") + 1,
                                     "tab character in indentation (YAML indents with spaces)"))
-    return errors
+    return _capped(path, errors, "lines are indented with tabs")
+
+
+def _int_digits(value: str) -> int:
+    body = value.lstrip("+-").replace("_", "")
+    if body[:2].lower() in ("0x", "0o", "0b"):
+        body = body[2:]
+    return len(body)
+
+
+def _scalar_errors(path: Path, node: ScalarNode) -> list[FileError]:
+    """Limits on one scalar: text length, integer digits, control characters written as escapes."""
+    value = node.value
+    if not isinstance(value, str):
+        return []
+    if len(value) > MAX_TEXT_CHARS:
+        return [_err(path, node.start_mark, f"text of {len(value):,} characters, over the limit of "
+                                            f"{MAX_TEXT_CHARS:,} characters")]
+    if str(node.tag).endswith(":int") and _int_digits(value) > MAX_INT_DIGITS:
+        return [_err(path, node.start_mark, f"number of {_int_digits(value):,} digits, over the limit of "
+                                            f"{MAX_INT_DIGITS} digits")]
+    bad = _FORBIDDEN.search(value)
+    char = bad.group()[0] if bad is not None else ("\r" if "\r" in value else None)  # CRLF too: from an escape
+    if char is not None:
+        return [_err(path, node.start_mark, _char_problem(char))]
+    return []
+
+
+def _node_errors(path: Path, root: Node) -> list[FileError]:
+    """Limits on the composed node graph, before anything walks it as a tree or builds values.
+
+    Aliases make the graph a DAG (or a cycle): nodes are counted as expanded, and the walk stops
+    at :data:`MAX_ALIAS_NODES` repeated visits or :data:`MAX_DEPTH` levels, so it costs at most
+    the distinct nodes plus the bound. Scalars are checked once each (:func:`_scalar_errors`).
+    """
+    errors: list[FileError] = []
+    seen: set[int] = set()
+    repeats = 0
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            repeats += 1
+            if repeats > MAX_ALIAS_NODES:
+                return [_err(path, node.start_mark, f"aliases expand to more than the limit of "
+                                                    f"{MAX_ALIAS_NODES:,} nodes")]
+        else:
+            seen.add(id(node))
+            if isinstance(node, ScalarNode):
+                errors += _scalar_errors(path, node)
+                continue
+        if isinstance(node, (MappingNode, SequenceNode)):
+            if depth > MAX_DEPTH:
+                return [_depth_error(path, node.start_mark)]
+            if isinstance(node, MappingNode):
+                for key, value in reversed(node.value):
+                    stack.append((value, depth + 1))
+                    stack.append((key, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in reversed(node.value))
+    return _capped(path, sorted(errors, key=FileError.sort_key), "values are over a limit")
 
 
 def _duplicate_key_errors(path: Path, node: Node | None) -> list[FileError]:
     errors: list[FileError] = []
     stack = [node]
+    done: set[int] = set()  # an aliased mapping is reported once, where it is written
     while stack:
         n = stack.pop()
+        if id(n) in done:
+            continue
+        done.add(id(n))
         if isinstance(n, MappingNode):
             seen: dict[Any, Any] = {}
             for key, value in n.value:
@@ -166,7 +413,7 @@ def _duplicate_key_errors(path: Path, node: Node | None) -> list[FileError]:
                     if key.value in seen:
                         first = seen[key.value]
                         errors.append(_err(path, key.start_mark,
-                                           f"duplicate key {key.value!r} (first at line {first.line + 1})"))
+                                           f"duplicate key {excerpt(key.value)} (first at line {first.line + 1})"))
                     else:
                         seen[key.value] = key.start_mark
                 stack.extend([key, value])
@@ -175,39 +422,55 @@ def _duplicate_key_errors(path: Path, node: Node | None) -> list[FileError]:
     return errors
 
 
+_QUOTED = re.compile(rf"'([^']{{{EXCERPT_CHARS}}})[^']+'")  # a quoted piece of the file, longer than an excerpt
+
+
+def _yaml_problem(exc: YAMLError) -> tuple[Any, str]:
+    """(mark, text) of a parser error; file content it quotes is cut to a short excerpt."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark is not None and cmark is not mark and context != problem:
+        problem += f" ({context} at line {cmark.line + 1}, column {cmark.column + 1})"
+    problem = _QUOTED.sub(lambda m: f"'{m.group(1)}…'", problem)
+    if len(problem) > 200:
+        problem = problem[:200] + "…"
+    return mark, problem
+
+
 def read_yaml(path: Path, *, allow_empty: bool = False, text: str | None = None,
               what: str = "a schema") -> tuple[Any, list[FileError]]:
     """Read one single-document YAML file with round-trip types (positions in ``.lc``).
 
     Returns ``(data, errors)``; ``data`` is None when there are errors or the file is empty
     (an error unless ``allow_empty``). ``text`` skips reading the file. Never raises for bad input.
+    Every limit (``MAX_*``) and the forbidden characters are checked before the document is built.
     """
     if text is None:
-        try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            return None, [FileError(path, 0, 0, f"cannot read file: {exc.strerror or exc}")]
-        text, errors = _decode(path, raw)
+        text, errors = _read_text(path)
         if text is None:
             return None, errors
-    errors = _tab_errors(path, text)
+    elif len(text) > MAX_FILE_BYTES // 4 and len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        return None, [_size_error(path, len(text.encode("utf-8")))]
+    errors = _control_errors(path, text) + _tab_errors(path, text)
     if errors:
         return None, errors
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             docs = list(_rt_yaml().compose_all(text))
-        except ReaderError as exc:  # a character YAML does not allow (control characters)
+        except _TooDeep as exc:
+            return None, [_depth_error(path, exc.mark)]
+        except RecursionError:  # a bound the scanner guard missed: still the depth limit
+            return None, [FileError(path, 0, 0, f"nesting deeper than the limit of {MAX_DEPTH} levels")]
+        except ReaderError as exc:  # a character YAML does not allow (not one of _FORBIDDEN: unexpected)
             before = text[: exc.position]
+            message = _char_problem(chr(exc.character)) if isinstance(exc.character, int) \
+                else f"invalid YAML: {exc.reason}"
             return None, [FileError(path, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1,
-                                    f"invalid YAML: character {chr(exc.character)!r} is not allowed"
-                                    if isinstance(exc.character, int) else f"invalid YAML: {exc.reason}")]
+                                    message)]
         except YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[-1]
-            context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-            if context and cmark is not None and cmark is not mark:
-                problem += f" ({context} at line {cmark.line + 1}, column {cmark.column + 1})"
+            mark, problem = _yaml_problem(exc)
             return None, [_err(path, mark, f"invalid YAML: {problem}")]
         docs = [d for d in docs if not (isinstance(d, ScalarNode) and d.tag.endswith(":null") and not d.value)]
         if not docs:
@@ -217,13 +480,16 @@ def read_yaml(path: Path, *, allow_empty: bool = False, text: str | None = None,
         if len(docs) > 1:
             return None, [_err(path, docs[1].start_mark,
                                f"file holds {len(docs)} YAML documents: put one in each file")]
+        errors = _node_errors(path, docs[0])
+        if errors:
+            return None, errors
         errors = _duplicate_key_errors(path, docs[0])
         if errors:
             return None, errors
         try:
             data = _rt_yaml().load(text)
-        except YAMLError as exc:  # pragma: no cover - composing succeeded, so this is unexpected
-            return None, [_err(path, getattr(exc, "problem_mark", None), f"invalid YAML: {exc}")]
+        except (YAMLError, ValueError) as exc:  # pragma: no cover - composing succeeded, so unexpected
+            return None, [_err(path, getattr(exc, "problem_mark", None), f"invalid YAML: {type(exc).__name__}")]
     return data, []
 
 
@@ -275,9 +541,9 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return f"the number {excerpt(value)}"
     if isinstance(value, str):
-        return f"the string {str(value)!r}"
+        return f"the string {excerpt(str(value))}"
     if isinstance(value, (date, datetime)):
         return f"the date {value.isoformat()}"
     if isinstance(value, Mapping):
@@ -297,7 +563,14 @@ def _name(loc: Loc) -> str:
     return out if "[" in out else repr(out)
 
 
+def _quote(value: Any) -> str:
+    """A value as messages quote it: a string as a short ``repr``, anything else described."""
+    return excerpt(value) if isinstance(value, str) else describe(value)
+
+
 def _suggest(word: str, choices: Iterable[str]) -> str:
+    if len(word) > 2 * max((len(c) for c in choices), default=0) + 10:
+        return ""  # nothing is close, and difflib's time grows with the word
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
@@ -315,7 +588,7 @@ def unknown_key_errors(path: Path, data: Any, loc: Loc, allowed: Sequence[str], 
         if isinstance(k, str) and k in LIVE_ONLY_KEYS and allowed is not LABEL_KEYS:
             message = f"{k!r} is set by the account and cannot be written in a file"
         else:
-            message = f"unknown key {k!r} in {what}{_suggest(str(k), allowed)}"
+            message = f"unknown key {excerpt(k)} in {what}{_suggest(str(k), allowed)}"
         errors.append(FileError(path, line, col, message))
     return errors
 
@@ -358,7 +631,7 @@ def validation_errors(path: Path, data: Any, exc: ValidationError, base: Loc = (
         elif e["type"] == "extra_forbidden":
             line, col = node_position(data, loc, key=True)
             choices = allowed_keys(loc[:-1]) if allowed_keys else ()
-            message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), choices)}"
+            message = f"unknown key {excerpt(loc[-1])}{_suggest(str(loc[-1]), choices)}"
         else:
             line, col = node_position(data, loc)
             value = _get(data, loc)
@@ -407,16 +680,24 @@ def validate_strict(model: type[M], value: Any) -> M:
 
 @dataclass
 class _Parsed:
+    """One file's outcome. Its round-trip document is not kept (10,000 files would keep 10,000
+    documents alive until the end): only the positions the rules across files point at."""
+
     path: Path
-    data: Any = None
     schema: Schema | None = None
     slug: str | None = None  # as written, even when the file is otherwise invalid
     errors: list[FileError] = field(default_factory=list)
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def at(self, loc: Loc, message: str) -> None:
+        """Add an error at one of the kept positions (the file's start if it was not kept)."""
+        line, col = self.positions.get(loc, (1, 1))
+        self.errors.append(FileError(self.path, line, col, message))
 
 
 def _check_document(path: Path, data: Any) -> _Parsed:
     """Everything about one parsed document except the rules that need the other files."""
-    out = _Parsed(path, data)
+    out = _Parsed(path)
     if not isinstance(data, CommentedMap):
         line, col = node_position(data, ())
         out.errors.append(FileError(path, line if line > 0 else 1, col if col > 0 else 1,
@@ -431,9 +712,10 @@ def _check_document(path: Path, data: Any) -> _Parsed:
         elif data[key] != want:
             line, col = node_position(data, (key,))
             errs.append(FileError(path, line, col,
-                                  f"unsupported {key} {data[key]!r}: the supported {key} is {want!r}"))
+                                  f"unsupported {key} {_quote(data[key])}: the supported {key} is {want!r}"))
     if isinstance(data.get("slug"), str):
         out.slug = data["slug"]
+        out.positions[("slug",)] = node_position(data, ("slug",))
 
     # Unknown keys, level by level (the model itself would accept live-only attributes).
     errs += unknown_key_errors(path, data, (), SCHEMA_KEYS, "the schema")
@@ -459,8 +741,16 @@ def _check_document(path: Path, data: Any) -> _Parsed:
     except ValidationError as exc:
         errs += validation_errors(path, data, exc, rename=_schema_error)
         return out
-    if not errs:
-        out.schema = schema
+    if errs:
+        return out
+    out.schema = schema  # well-formed: the rules across files apply to it, whatever its own problems
+    for problem in local_problems(schema):
+        line, col = node_position(data, problem.loc)
+        errs.append(FileError(path, line, col, problem.message))
+    out.positions[("renamed_from",)] = node_position(data, ("renamed_from",))
+    for i in range(len(schema.relationships)):
+        loc: Loc = ("relationships", i, "namespace")
+        out.positions[loc] = node_position(data, loc)
     return out
 
 
@@ -479,7 +769,8 @@ def _clean_item(path: Path, data: Any, section: str, i: int, item: Any, keys: Se
                 values.append({"value": o})
             else:
                 line, col = node_position(data, (section, i, "options", j))
-                hint = f" (quote it: '{o}')" if isinstance(o, (int, float)) and not isinstance(o, bool) else ""
+                hint = f" (quote it: '{excerpt(o)}')" if isinstance(o, (int, float)) and not isinstance(o, bool) \
+                    else ""
                 errs.append(FileError(path, line, col, f"an option must be a string, not {describe(o)}{hint}"))
         clean["options"] = values
     return clean
@@ -496,20 +787,18 @@ def _schema_error(loc: Loc, e: dict[str, Any]) -> tuple[Loc, str] | None:
         value = e.get("input")
         valid = [t.value for t in FieldType]
         hint = _suggest(value, valid) if isinstance(value, str) else ""
-        return loc, f"unknown field type {value!r}{hint}; valid types: {', '.join(valid)}"
+        return loc, f"unknown field type {_quote(value)}{hint}; valid types: {', '.join(valid)}"
     return None
 
 
 def _check_all(parsed: list[_Parsed]) -> None:
-    """Rules across files: one slug, one file; model rules with every slug known."""
+    """Rules across files: one slug, one file; namespaces with every slug known; renames."""
     first_by_slug: dict[str, _Parsed] = {}
     for p in parsed:
         if p.slug is None:
             continue
         if p.slug in first_by_slug:
-            line, col = node_position(p.data, ("slug",))
-            p.errors.append(FileError(p.path, line, col,
-                                      f"slug {p.slug!r} is already declared in {first_by_slug[p.slug].path}"))
+            p.at(("slug",), f"slug {excerpt(p.slug)} is already declared in {first_by_slug[p.slug].path}")
             p.schema = None
         else:
             first_by_slug[p.slug] = p
@@ -519,19 +808,15 @@ def _check_all(parsed: list[_Parsed]) -> None:
         schema = p.schema
         if schema is None:
             continue
-        problems = check_schema(schema, known_slugs=slugs - {schema.slug})
-        for problem in problems:
-            line, col = node_position(p.data, problem.loc)
-            p.errors.append(FileError(p.path, line, col, problem.message))
+        for problem in namespace_problems(schema, known_slugs=slugs - {schema.slug}):
+            p.at(problem.loc, problem.message)
         old = schema.renamed_from
         if old is not None and old != schema.slug:
-            line, col = node_position(p.data, ("renamed_from",))
             if old in first_by_slug:
-                p.errors.append(FileError(p.path, line, col, f"renamed_from {old!r} is the slug of "
-                                          f"{first_by_slug[old].path}: a slug cannot be renamed and kept"))
+                p.at(("renamed_from",), f"renamed_from {excerpt(old)} is the slug of {first_by_slug[old].path}: "
+                                        "a slug cannot be renamed and kept")
             elif old in renamed:
-                p.errors.append(FileError(p.path, line, col,
-                                          f"renamed_from {old!r} is already claimed by {renamed[old].path}"))
+                p.at(("renamed_from",), f"renamed_from {excerpt(old)} is already claimed by {renamed[old].path}")
             else:
                 renamed[old] = p
 
@@ -567,33 +852,172 @@ class LoadedSchemas(Mapping[str, Schema]):
         return f"LoadedSchemas({self.directory!s}, {sorted(self.schemas)})"
 
 
-def schema_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """The schema files of a directory (``*.yaml``, ``*.yml``; not hidden, not reconciler.yaml), sorted."""
+def default_root(directory: str | os.PathLike[str]) -> Path:
+    """The repository a schemas directory belongs to: the nearest ancestor (itself included) that
+    holds ``.git``, else the directory's parent. Symbolic links under the directory may point
+    anywhere inside it, and nowhere else."""
+    d = Path(os.path.abspath(directory))
+    for candidate in (d, *d.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return d.parent
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _hidden_below(real: str, root_real: str) -> bool:
+    rel = os.path.relpath(real, root_real)
+    return any(part.startswith(".") and part not in (".", "..") for part in Path(rel).parts)
+
+
+def _link_problem(path: Path, st: os.stat_result, root_real: str) -> str | None:
+    """Why a symbolic link that resolves may not be followed (None: follow it)."""
+    real = os.path.realpath(path)
+    what = "a file" if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
+    if not _inside(real, root_real):
+        return f"symbolic link to {what} outside the repository; not read"
+    if _hidden_below(real, root_real):
+        return f"symbolic link to {what} in a hidden path ({os.path.relpath(real, root_real)}); not read"
+    return None
+
+
+def _discover(directory: Path, root: Path | None, project_file: Path | None) -> tuple[list[Path], list[FileError]]:
+    """The schema files under ``directory`` (recursively, sorted by relative path) and the problems
+    found on the way. Nothing here opens a file: kinds come from ``lstat``/``stat``.
+
+    Hidden names (``.x``) are skipped, files and directories alike. A symbolic link to a schema
+    file or a directory is followed only when it resolves inside ``root`` and not into a hidden
+    path (a link to any other regular file is ignored, like that file would be). A dangling link,
+    a link loop, a FIFO, a socket or a device is an error whatever its name (it might have been a
+    schema), as is a name holding a forbidden character. The project file is skipped, compared
+    by real path. A directory reached twice (a link cycle) is an error, not read again.
+    """
+    root_real = os.path.realpath(root if root is not None else default_root(directory))
+    project_real = os.path.realpath(project_file) if project_file is not None else None
+    files: list[Path] = []
+    errors: list[FileError] = []
+    top = os.stat(directory)
+    read_dirs: dict[tuple[int, int], Path] = {(top.st_dev, top.st_ino): directory}
+    stack = [directory]
+    while stack:
+        current = stack.pop()
+        try:
+            names = sorted(e.name for e in os.scandir(current))
+        except OSError as exc:
+            errors.append(FileError(current, 0, 0, f"cannot read directory: {exc.strerror or exc}"))
+            continue
+        for name in reversed(names):  # a stack: pushed last, read first
+            if name.startswith("."):
+                continue
+            path = current / name
+            bad = _FORBIDDEN.search(name)
+            if bad is not None:
+                errors.append(FileError(current, 0, 0, f"file name {excerpt(name)} holds a "
+                                                       f"{_char_name(bad.group()[0])}; not read"))
+                continue
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+                st = os.stat(path)
+            except FileNotFoundError:
+                if is_link:
+                    errors.append(FileError(path, 0, 0, "symbolic link to a missing file (a dangling link); not read"))
+                continue  # removed while listing
+            except OSError as exc:
+                message = ("symbolic link loop; not read" if exc.errno == errno.ELOOP
+                           else f"cannot read: {exc.strerror or exc}")
+                errors.append(FileError(path, 0, 0, message))
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            is_schema = stat.S_ISREG(st.st_mode) and path.suffix in SCHEMA_SUFFIXES
+            if is_link and (is_dir or is_schema or not stat.S_ISREG(st.st_mode)):
+                problem = _link_problem(path, st, root_real)
+                if problem is not None:
+                    errors.append(FileError(path, 0, 0, problem))
+                    continue
+            if is_dir:
+                key = (st.st_dev, st.st_ino)
+                if key in read_dirs:
+                    what = "symbolic link to" if is_link else "the same directory as"
+                    errors.append(FileError(path, 0, 0, f"{what} {read_dirs[key]}/, which is already read;"
+                                                        " not read twice"))
+                    continue
+                read_dirs[key] = path
+                stack.append(path)
+            elif stat.S_ISREG(st.st_mode):
+                if is_schema and not (project_real is not None and os.path.realpath(path) == project_real):
+                    files.append(path)
+            else:
+                errors.append(FileError(path, 0, 0, f"is {_kind(st.st_mode)}, not a file; not read"))
+    return sorted(files), errors
+
+
+def _check_directory(d: Path, root: Path | None) -> list[FileError]:
+    """Problems with the schemas directory itself (it exists: see :func:`load_dir`)."""
+    if os.path.islink(d) or not os.path.isdir(d):
+        try:
+            st = os.stat(d)
+        except OSError as exc:
+            return [FileError(d, 0, 0, "symbolic link loop; not read" if exc.errno == errno.ELOOP
+                              else "symbolic link to a missing directory (a dangling link)")]
+        if not stat.S_ISDIR(st.st_mode):
+            return [FileError(d, 0, 0, "not a directory")]
+    root_real = os.path.realpath(root if root is not None else default_root(d))
+    if not _inside(os.path.realpath(d), root_real):
+        return [FileError(d, 0, 0, "the schemas directory resolves to a directory outside the repository"
+                                   f" ({root_real}); not read")]
+    return []
+
+
+def schema_files(directory: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
+                 project_file: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The schema files under ``directory`` (``**/*.yaml``, ``**/*.yml``), sorted by relative path.
+
+    Hidden files and directories are skipped, and so is ``project_file``; symbolic links are
+    followed only inside ``root`` (default: :func:`default_root`). A missing directory has none.
+    Raises :class:`FilesError` for what cannot be read (links out, dangling links, FIFOs, …).
+    """
     d = Path(directory)
-    if not d.is_dir():
+    if not os.path.lexists(d):
         return []
-    return sorted(p for p in d.iterdir()
-                  if p.suffix in SCHEMA_SUFFIXES and p.is_file() and not p.name.startswith(".")
-                  and p.name != _PROJECT_FILE)
+    paths, errors = _files_of(d, root, project_file)
+    if errors:
+        raise FilesError(errors)
+    return paths
 
 
-def load_dir(directory: str | os.PathLike[str]) -> LoadedSchemas:
-    """Load and check every schema file of ``directory``; raise :class:`FilesError` with all problems."""
+def _files_of(d: Path, root: str | os.PathLike[str] | None,
+              project_file: str | os.PathLike[str] | None) -> tuple[list[Path], list[FileError]]:
+    r = Path(root) if root is not None else None
+    errors = _check_directory(d, r)
+    if errors:
+        return [], errors
+    return _discover(d, r, Path(project_file) if project_file is not None else None)
+
+
+def load_dir(directory: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
+             project_file: str | os.PathLike[str] | None = None) -> LoadedSchemas:
+    """Load and check every schema file under ``directory``; raise :class:`FilesError` with all problems.
+
+    Which files: see :func:`schema_files`. Problems finding files and problems in files are
+    reported together.
+    """
     d = Path(directory)
-    if not d.exists():
+    if not os.path.lexists(d):
         return LoadedSchemas(d, {}, {}, missing=True)
-    if not d.is_dir():
-        raise FilesError([FileError(d, 0, 0, "not a directory")])
-    return _load_paths(d, schema_files(d))
+    paths, errors = _files_of(d, root, project_file)
+    return _load_paths(d, paths, errors)
 
 
-def _load_paths(d: Path, paths: list[Path]) -> LoadedSchemas:
+def _load_paths(d: Path, paths: list[Path], found: Sequence[FileError] = ()) -> LoadedSchemas:
     parsed: list[_Parsed] = []
     for path in paths:
         data, errors = read_yaml(path)
         parsed.append(_Parsed(path, errors=errors) if errors else _check_document(path, data))
+        del data  # the document is dropped here, file by file (see _Parsed)
     _check_all(parsed)
-    errors = [e for p in parsed for e in p.errors]
+    errors = [*found, *(e for p in parsed for e in p.errors)]
     if errors:
         raise FilesError(errors)
     schemas = {p.schema.slug: p.schema for p in parsed if p.schema is not None}
@@ -722,31 +1146,57 @@ def with_modeline(text: str, schema_ref: str) -> str:
     return f"{MODELINE_PREFIX}{schema_ref}\n" + "".join(kept)
 
 
+#: The longest file name export writes, in bytes: most file systems allow 255 (ext4, APFS, NTFS),
+#: and the atomic writer's temporary name (``.<name>.<random>.tmp``) needs room beside it.
+_NAME_MAX = 200
+
+
+def _export_name_problem(slug: str) -> str | None:
+    """Why ``<slug>.yaml`` would not be a file that :func:`load_dir` reads back (None: it would)."""
+    if not slug or "/" in slug or "\\" in slug or "\0" in slug:
+        return "not a usable file name"
+    if slug.startswith("."):
+        return "the file would be hidden, and hidden files are not read"
+    bad = _FORBIDDEN.search(slug)
+    if bad is not None:
+        return f"the slug holds a {_char_name(bad.group()[0])}"
+    if len(f"{slug}.yaml".encode()) > _NAME_MAX:
+        return f"the file name would be longer than {_NAME_MAX} bytes"
+    return None
+
+
 def export_schemas(schemas: Iterable[Schema], directory: str | os.PathLike[str],
-                   force: bool = False, *, schema_ref: str | None = None) -> list[Path]:
+                   force: bool = False, *, schema_ref: str | None = None,
+                   project_file: str | os.PathLike[str] | None = None) -> list[Path]:
     """Write each schema as canonical ``<directory>/<slug>.yaml``; return the files written.
 
-    Files that already hold exactly that text are left alone. An existing file with other content
-    is an error unless ``force``; everything is checked before anything is written.
+    Every file written is one :func:`load_dir` reads: a slug that would give a hidden, unusable or
+    over-long file name, or the project file itself, is refused. Slugs equal but for case are
+    refused too (one file on a case-insensitive file system). Files that already hold exactly that
+    text are left alone. An existing file with other content is an error unless ``force``;
+    everything is checked before anything is written.
     """
     d = Path(directory)
+    project_real = os.path.realpath(project_file) if project_file is not None else None
     planned: list[tuple[Path, str]] = []
     errors: list[FileError] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for schema in schemas:
         slug = schema.slug
-        target = d / f"{slug}.yaml"
-        if not slug or "/" in slug or "\\" in slug or slug.startswith(".") or slug in seen:
-            errors.append(FileError(target, 0, 0, f"cannot export schema {slug!r}: not a usable file name"
-                                    if slug not in seen else f"schema {slug!r} is exported twice"))
+        problem = _export_name_problem(slug)
+        target = d / f"{slug}.yaml" if problem is None else d
+        if problem is None and slug.casefold() in seen:
+            other = seen[slug.casefold()]
+            problem = "is exported twice" if other == slug else f"differs from {excerpt(other)} only in case"
+        if problem is None and project_real is not None and os.path.realpath(target) == project_real:
+            problem = "its file would be the project file"
+        if problem is not None:
+            errors.append(FileError(target, 0, 0, f"cannot export schema {excerpt(slug)}: {problem}"))
             continue
-        seen.add(slug)
+        seen[slug.casefold()] = slug
         text = dump_schema(schema, schema_ref=schema_ref)
-        if target.exists():
-            try:
-                current = target.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                current = None
+        if os.path.lexists(target):
+            current, _ = _read_text(target)
             if current == text:
                 continue
             if not force:
@@ -758,6 +1208,8 @@ def export_schemas(schemas: Iterable[Schema], directory: str | os.PathLike[str],
         raise FilesError(errors)
     if planned:
         d.mkdir(parents=True, exist_ok=True)
+    for target, _ in planned:
+        check_writable(target)  # a link or a device in the way: refused before anything is written
     for target, text in planned:
         write_atomic(target, text)
     return [target for target, _ in planned]
@@ -1000,29 +1452,56 @@ def format_text(text: str, path: str | os.PathLike[str] = "<text>", *, schema_re
     return out if schema_ref is None else with_modeline(out, schema_ref)
 
 
-def fmt_dir(directory: str | os.PathLike[str], check: bool = False, *, schema_ref: str | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class Reformat:
+    """A schema file whose canonical form differs: its path, its text and the canonical text."""
+
+    path: Path
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def diff(self) -> str:
+        """A unified diff from ``old`` to ``new`` with ``a/<path>`` and ``b/<path>`` headers."""
+        out: list[str] = []
+        for line in difflib.unified_diff(self.old.splitlines(keepends=True), self.new.splitlines(keepends=True),
+                                         fromfile=f"a/{self.path}", tofile=f"b/{self.path}"):
+            out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        return "".join(out)
+
+
+def fmt_dir(directory: str | os.PathLike[str], check: bool = False, *, schema_ref: str | None = None,
+            root: str | os.PathLike[str] | None = None,
+            project_file: str | os.PathLike[str] | None = None) -> list[Reformat]:
     """Format every schema file of ``directory``; return the files that changed (or would, with ``check``).
 
-    Files are written atomically, and only when no file has errors (those raise :class:`FilesError`).
+    The files are first checked exactly as :func:`load_dir` checks them (same files, same errors,
+    raised as :class:`FilesError`): an invalid file is never "formatted". Every target is checked
+    writable before the first write, and each is written atomically; nothing is written with
+    ``check`` or when any file is invalid.
     """
-    changed: list[tuple[Path, str]] = []
+    loaded = load_dir(directory, root=root, project_file=project_file)
+    changes: list[Reformat] = []
     errors: list[FileError] = []
-    for path in schema_files(directory):
-        _, errs = read_yaml(path)
-        if errs:
+    for path in sorted(loaded.sources.values()):
+        text, errs = _read_text(path)
+        if text is None:
             errors += errs
             continue
-        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
         try:
             new = format_text(text, path, schema_ref=schema_ref)
         except FilesError as exc:
             errors += exc.errors
             continue
         if new != text:
-            changed.append((path, new))
+            changes.append(Reformat(path, text, new))
     if errors:
         raise FilesError(errors)
     if not check:
-        for path, new in changed:
-            write_atomic(path, new)
-    return [path for path, _ in changed]
+        for change in changes:
+            check_writable(change.path)
+        for change in changes:
+            write_atomic(change.path, change.new)
+    return changes

@@ -24,6 +24,7 @@ from pydantic import Field as PydField
 
 __all__ = [
     "ACK_CODE_RE",
+    "EXCERPT_CHARS",
     "FIELD_ID_RE",
     "ISO_4217",
     "KNOWN_NAMESPACES",
@@ -37,6 +38,9 @@ __all__ = [
     "Schema",
     "check_schema",
     "check_schemas",
+    "excerpt",
+    "local_problems",
+    "namespace_problems",
     "norm_id",
 ]
 
@@ -66,6 +70,23 @@ ISO_4217 = frozenset(
     XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL
     """.split()  # noqa: SIM905
 )
+
+
+#: How much of a value an error message quotes: a file that is not a schema (a secret linked in,
+#: a 50 MB description) must not end up printed whole in a CI log.
+EXCERPT_CHARS = 40
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` quoting at most ``limit`` characters of it, then ``…``: ``'abc…'``.
+
+    Strings are cut before quoting, so control characters come out escaped (``\\x1b``) and a long
+    value costs nothing to describe.
+    """
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit])[:-1] + "…'"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def norm_id(field_id: str) -> str:
@@ -309,7 +330,7 @@ def _labels_problems(
                 problems.append(
                     Problem(
                         (section, index, "labels", part),
-                        f"{what} label {getattr(labels, part)!r} is already used by "
+                        f"{what} label {excerpt(getattr(labels, part))} is already used by "
                         f"{section}[{seen[key]}] (labels must be unique, case-insensitively)",
                     )
                 )
@@ -323,10 +344,28 @@ def check_schema(schema: Schema, known_slugs: Iterable[str] = ()) -> list[Proble
 
     ``known_slugs`` are other schemas a relationship may point at (custom-to-custom, U10).
     """
+    return [*local_problems(schema), *namespace_problems(schema, known_slugs)]
+
+
+def namespace_problems(schema: Schema, known_slugs: Iterable[str] = ()) -> list[Problem]:
+    """The one rule that needs the other schemas: each relationship's namespace must exist."""
+    slugs = set(known_slugs)
+    return [
+        Problem(
+            ("relationships", i, "namespace"),
+            f"unknown namespace {excerpt(r.namespace)}: use contacts, accounts, deals or another schema's slug",
+        )
+        for i, r in enumerate(schema.relationships)
+        if r.namespace not in KNOWN_NAMESPACES and r.namespace not in slugs
+    ]
+
+
+def local_problems(schema: Schema) -> list[Problem]:
+    """Every rule of :func:`check_schema` that the schema alone decides (all but the namespaces)."""
     problems: list[Problem] = []
     if not SLUG_RE.match(schema.slug):
         problems.append(
-            Problem(("slug",), f"slug {schema.slug!r} must be lower-case words and digits joined by '-'")
+            Problem(("slug",), f"slug {excerpt(schema.slug)} must be lower-case words and digits joined by '-'")
         )
     elif len(schema.slug) > SLUG_MAX:
         problems.append(Problem(("slug",), f"slug is longer than {SLUG_MAX} characters"))
@@ -337,46 +376,38 @@ def check_schema(schema: Schema, known_slugs: Iterable[str] = ()) -> list[Proble
     ]:
         for j, code in enumerate(codes):
             if not ACK_CODE_RE.match(code):
-                problems.append(Problem((*loc, j), f"{code!r} is not a risk code (like DL102)"))
+                problems.append(Problem((*loc, j), f"{excerpt(code)} is not a risk code (like DL102)"))
 
     seen_ids: dict[str, int] = {}
     for i, f in enumerate(schema.fields):
         if not FIELD_ID_RE.match(f.id):
             problems.append(
-                Problem(("fields", i, "id"), f"field id {f.id!r} may hold only letters, digits, '-' and '_'")
+                Problem(("fields", i, "id"), f"field id {excerpt(f.id)} may hold only letters, digits, '-' and '_'")
             )
         elif len(f.id) > FIELD_ID_MAX:
             problems.append(Problem(("fields", i, "id"), f"field id is longer than {FIELD_ID_MAX} characters"))
         key = norm_id(f.id)
         if key in seen_ids:
             other = schema.fields[seen_ids[key]].id
-            same = "is declared twice" if other == f.id else f"clashes with {other!r} ('-' and '_' count as the same)"
-            problems.append(Problem(("fields", i, "id"), f"field id {f.id!r} {same}"))
+            same = "is declared twice" if other == f.id else f"clashes with {excerpt(other)} ('-' and '_' count as the same)"
+            problems.append(Problem(("fields", i, "id"), f"field id {excerpt(f.id)} {same}"))
         else:
             seen_ids[key] = i
         problems.extend(_field_type_problems(i, f))
     problems.extend(_labels_problems(list(enumerate(f.labels for f in schema.fields)), "fields", "field"))
 
     rel_ids: dict[str, int] = {}
-    slugs = set(known_slugs)
     for i, r in enumerate(schema.relationships):
         if not FIELD_ID_RE.match(r.id):
             problems.append(
                 Problem(
                     ("relationships", i, "id"),
-                    f"relationship id {r.id!r} may hold only letters, digits, '-' and '_'",
+                    f"relationship id {excerpt(r.id)} may hold only letters, digits, '-' and '_'",
                 )
             )
         if r.id in rel_ids:
-            problems.append(Problem(("relationships", i, "id"), f"relationship id {r.id!r} is declared twice"))
+            problems.append(Problem(("relationships", i, "id"), f"relationship id {excerpt(r.id)} is declared twice"))
         rel_ids.setdefault(r.id, i)
-        if r.namespace not in KNOWN_NAMESPACES and r.namespace not in slugs:
-            problems.append(
-                Problem(
-                    ("relationships", i, "namespace"),
-                    f"unknown namespace {r.namespace!r}: use contacts, accounts, deals or another schema's slug",
-                )
-            )
         if r.has_many:
             problems.append(
                 Problem(
@@ -402,7 +433,7 @@ def _field_type_problems(i: int, f: Field) -> list[Problem]:
             )
         elif f.default_currency not in ISO_4217:
             problems.append(
-                Problem(("fields", i, "defaultCurrency"), f"{f.default_currency!r} is not an ISO 4217 currency code")
+                Problem(("fields", i, "defaultCurrency"), f"{excerpt(f.default_currency)} is not an ISO 4217 currency code")
             )
     if t.has_options:
         if not f.options:
@@ -411,7 +442,7 @@ def _field_type_problems(i: int, f: Field) -> list[Problem]:
             seen: dict[str, int] = {}
             for j, o in enumerate(f.options):
                 if o.value in seen:
-                    problems.append(Problem(("fields", i, "options", j), f"option {o.value!r} is listed twice"))
+                    problems.append(Problem(("fields", i, "options", j), f"option {excerpt(o.value)} is listed twice"))
                 seen.setdefault(o.value, j)
     elif f.options is not None:
         problems.append(Problem(("fields", i, "options"), f"options apply only to dropdown and multiselect, not {t.value}"))

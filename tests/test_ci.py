@@ -196,7 +196,8 @@ def test_dockerfile_shape() -> None:
 def test_pre_commit_hooks() -> None:
     hooks = {h["id"]: h for h in load_yaml(ROOT / ".pre-commit-hooks.yaml")}
     assert hooks["reconciler-validate"]["entry"] == "reconciler validate"
-    assert hooks["reconciler-fmt"]["entry"] == "reconciler fmt --check"
+    assert hooks["reconciler-fmt"]["entry"] == "reconciler fmt"  # pre-commit's convention: the hook fixes
+    assert hooks["reconciler-fmt-check"]["entry"] == "reconciler fmt --check --diff"
     for hook in hooks.values():
         assert hook["language"] == "python" and hook["pass_filenames"] is False
         cmd = hook["entry"].split()[1:]

@@ -9,6 +9,7 @@ import pytest
 from reconciler.files import (
     FileError,
     FilesError,
+    Reformat,
     dump_schema,
     export_schemas,
     fmt_dir,
@@ -182,12 +183,39 @@ def test_fmt_dir_check_and_write(tmp_path: Path) -> None:
     messy.write_text(COMMENTED)
     clean = tmp_path / "clean.yaml"
     clean.write_text(format_text(ORDERS.read_text()).replace("online-order", "clean"))
-    assert fmt_dir(tmp_path, check=True) == [messy]
+    assert fmt_dir(tmp_path, check=True) == [Reformat(messy, COMMENTED, format_text(COMMENTED))]
     assert messy.read_text() == COMMENTED  # check mode writes nothing
-    assert fmt_dir(tmp_path) == [messy]
+    assert [r.path for r in fmt_dir(tmp_path)] == [messy]
     assert messy.read_text() == format_text(COMMENTED)
     assert fmt_dir(tmp_path, check=True) == []
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_reformat_diff() -> None:
+    change = Reformat(Path("schemas/orders.yaml"), "slug: x\nkind: K\napiVersion: v", "apiVersion: v\nslug: x\n")
+    assert change.diff() == (
+        "--- a/schemas/orders.yaml\n+++ b/schemas/orders.yaml\n@@ -1,3 +1,2 @@\n"
+        "+apiVersion: v\n slug: x\n-kind: K\n-apiVersion: v\n\\ No newline at end of file\n")
+    assert str(change) == "schemas/orders.yaml"
+
+
+def test_fmt_dir_refuses_invalid_files(tmp_path: Path) -> None:
+    """fmt runs every validate check: a file that parses but breaks a rule is not formatted."""
+    (tmp_path / "a.yaml").write_text(COMMENTED)
+    invalid = COMMENTED.replace("scale: 2", "scale: 2\n    defaultCurrency: EUR").replace("slug: orders", "slug: b")
+    (tmp_path / "b.yaml").write_text(invalid)
+    with pytest.raises(FilesError) as exc:
+        fmt_dir(tmp_path)
+    assert [str(e) for e in exc.value.errors] == [
+        f"{tmp_path / 'b.yaml'}:14:22: defaultCurrency applies only to currency fields, not number"]
+    assert (tmp_path / "a.yaml").read_text() == COMMENTED
+    assert (tmp_path / "b.yaml").read_text() == invalid
+
+
+def test_fmt_dir_reads_subdirectories(tmp_path: Path) -> None:
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "orders.yaml").write_text(COMMENTED)
+    assert [r.path for r in fmt_dir(tmp_path, check=True)] == [tmp_path / "team" / "orders.yaml"]
 
 
 def test_fmt_dir_refuses_broken_files(tmp_path: Path) -> None:
