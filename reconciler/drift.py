@@ -1,26 +1,42 @@
-"""Drift: what changed in the account outside the files, told from the account's point of view.
+"""Drift: how the account and the files differ, and which side changed when there is evidence.
 
 Built on the pure planner: ``plan(desired, live)`` says what apply would do to make the account match
-the files; :func:`compute_drift` turns each of those changes around ("delete field X" becomes "field
-X was added in the account"), adds what the plan can only refuse (options added in the web UI,
-fields deleted in the account: ``NA304``/``NA302``) and stamps every item with the live schema's
-``updatedTimestamp``. Nothing here writes, and a :class:`DriftReport` is never a plan file: its JSON
-has no ``format_version`` or digest, so ``apply`` refuses it.
+the files; :func:`compute_drift` turns each of those changes into a statement about the two sides
+("field X is in the account but not in the files"), adds what the plan can only refuse (options added
+in the web UI, fields deleted in the account: ``NA304``/``NA302``) and stamps every item with the live
+schema's ``updatedTimestamp``. Nothing here writes, and a :class:`DriftReport` is never a plan file:
+its JSON has no ``format_version`` or digest, so ``apply`` refuses it.
+
+Which side changed is said only with evidence (:func:`changed_side`): the live schema's
+``updatedTimestamp`` against its file's last commit (:mod:`reconciler.gitinfo`). The account changed
+after the file's last commit (and the file has no uncommitted change): "changed in the account". The
+file was committed, or modified and not committed, after the account's last update: "changed in the
+files (not applied yet)". Otherwise (no git, no timestamp, within a second) the wording is neutral.
+It is a heuristic on whole schemas: it names the side that changed last, which is the side of every
+difference only when the other side had been in step until then (the files applied when committed).
+Committers' clocks and the account's are assumed to agree.
 
 Ignore rules (``reconciler.yaml`` ``ignore:`` and ``--ignore``) are shell-style globs on an item's
 key ``slug[.field-or-relationship][.property]``, e.g. ``*.description`` or ``orders.order-link.*``.
 A rule matches the key itself or any dotted prefix of it, and ``X.*`` also matches ``X``. Ignored
 items stay in the report, marked and counted, and do not make ``drift`` exit 2.
+
+Rendering (text and markdown) is done by :mod:`reconciler.render`, where each format's escaping lives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from reconciler.gitinfo import FileHistory, file_histories
 from reconciler.model import Schema
 from reconciler.plan import (
     AddField,
@@ -44,6 +60,8 @@ __all__ = [
     "DRIFT_FORMAT",
     "DriftItem",
     "DriftReport",
+    "Side",
+    "changed_side",
     "compute_drift",
     "fetch_drift",
     "ignored_by",
@@ -54,15 +72,18 @@ __all__ = [
 DRIFT_FORMAT = "reconciler-drift/v1"
 
 Severity = Literal["drift", "info"]
+#: The side a difference comes from, when there is evidence.
+Side = Literal["account", "files"]
 
 
 @dataclass(frozen=True)
 class DriftItem:
-    """One difference, worded from the account's side.
+    """One difference between the account and the files.
 
-    ``symbol``: ``+`` exists in the account only, ``-`` missing from the account, ``~`` changed in
-    the account, ``i`` information (unmanaged schema, rename note). ``files``/``account`` hold the
-    two values of a changed property. ``updated`` is the live schema's ``updatedTimestamp``.
+    ``symbol``: ``+`` exists in the account only, ``-`` missing from the account, ``~`` differs,
+    ``!`` the files ask for what the account cannot hold, ``i`` information (unmanaged schema, rename
+    note). ``files``/``account`` hold the two values of a differing property. ``updated`` is the live
+    schema's ``updatedTimestamp``. ``changed_in`` is the side the evidence blames, else None.
     """
 
     slug: str
@@ -76,6 +97,7 @@ class DriftItem:
     updated: str | None = None
     severity: Severity = "drift"
     ignored_by: str | None = None
+    changed_in: Side | None = None
 
     @property
     def subject(self) -> str:
@@ -102,6 +124,7 @@ class DriftItem:
             "files": self.files,
             "account": self.account,
             "updatedTimestamp": self.updated,
+            "changed_in": self.changed_in,
             "severity": self.severity,
             "ignored_by": self.ignored_by,
         }
@@ -192,6 +215,53 @@ def ignored_by(key: str, patterns: Iterable[str]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Evidence: which side changed
+
+#: Commit times are whole seconds: closer than this, the order of the two sides is not known.
+MARGIN_S = 1.0
+
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})")
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    """An RFC 3339 timestamp (the API's, nanoseconds allowed) as epoch seconds; None if unreadable."""
+    m = _TIMESTAMP.fullmatch(timestamp or "")
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    zone = m.group(8)
+    try:
+        when = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    if zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        when -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return when.timestamp() + (float("0." + m.group(7)) if m.group(7) else 0.0)
+
+
+def changed_side(updated: str | None, history: FileHistory | None) -> Side | None:
+    """Which side changed last, from the live schema's ``updatedTimestamp`` and its file's history.
+
+    ``"files"``: the file was modified (not committed) or committed after the account's last update.
+    ``"account"``: the account was updated after the file's last commit, and the file has no
+    uncommitted change. None: no evidence (no git history, no timestamp, or too close to tell).
+    """
+    account = _epoch(updated)
+    if account is None or history is None:
+        return None
+    if history.modified is not None:
+        return "files" if history.modified > account + MARGIN_S else None
+    if history.committed is None:
+        return None
+    if history.committed > account + MARGIN_S:
+        return "files"
+    if account > history.committed + MARGIN_S:
+        return "account"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # From a plan to drift items
 
 
@@ -203,10 +273,37 @@ def _values(values: Sequence[str]) -> str:
     return ", ".join(_q(v) for v in values)
 
 
+def _differs(what: str, prop: str, account: Any, files: Any, side: Side | None) -> str:
+    if side == "account":
+        return f"{what}: {prop} changed in the account: {_q(account)} (files: {_q(files)})"
+    if side == "files":
+        return f"{what}: {prop} changed in the files (not applied yet): {_q(files)} (account: {_q(account)})"
+    return f"{what}: {prop} differs: account {_q(account)}, files {_q(files)}"
+
+
+def _only_in_account(what: str, side: Side | None, *, many: bool = False, removed: str = "not applied yet") -> str:
+    if side == "account":
+        return f"{what} {'were' if many else 'was'} added in the account (not in the files)"
+    if side == "files":
+        return f"{what} {'were' if many else 'was'} removed from the files ({removed})"
+    return f"{what} {'are' if many else 'is'} in the account but not in the files"
+
+
+def _only_in_files(what: str, side: Side | None, *, many: bool = False) -> str:
+    them = "them" if many else "it"
+    if side == "account":
+        return f"{what} {'were' if many else 'was'} deleted in the account (the files declare {them})"
+    if side == "files":
+        return f"{what} {'were' if many else 'was'} added in the files (not applied yet)"
+    return f"{what} {'are' if many else 'is'} not in the account (the files declare {them})"
+
+
 class _Builder:
-    def __init__(self, desired: Mapping[str, Schema], live: Mapping[str, Schema]):
+    def __init__(self, desired: Mapping[str, Schema], live: Mapping[str, Schema],
+                 history: Mapping[str, FileHistory]):
         self.desired = {s.slug: s for s in desired.values()}
         self.live = {s.slug: s for s in live.values()}
+        self.history = history
         self.items: list[DriftItem] = []
 
     def ts(self, slug: str, schema_id: str | None = None) -> str | None:
@@ -215,10 +312,31 @@ class _Builder:
             s = next((x for x in self.live.values() if x.id == schema_id), None)
         return s.updated_timestamp if s is not None else None
 
+    def side(self, slug: str, schema_id: str | None = None) -> Side | None:
+        return changed_side(self.ts(slug, schema_id), self.history.get(slug))
+
     def add(self, slug: str, kind: str, symbol: str, message: str, *, schema_id: str | None = None,
             **kw: Any) -> None:
         self.items.append(DriftItem(slug=slug, kind=kind, symbol=symbol, message=message,
                                     updated=self.ts(slug, schema_id), **kw))
+
+    def differs(self, slug: str, kind: str, what: str, prop: str, account: Any, files: Any, *,
+                schema_id: str | None = None, subject_id: str | None = None) -> None:
+        side = self.side(slug, schema_id)
+        self.add(slug, kind, "~", _differs(what, prop, account, files, side), schema_id=schema_id,
+                 subject_id=subject_id, prop=prop, files=files, account=account, changed_in=side)
+
+    def only_in_account(self, slug: str, kind: str, what: str, *, schema_id: str | None = None,
+                        many: bool = False, removed: str = "not applied yet", **kw: Any) -> None:
+        side = self.side(slug, schema_id)
+        self.add(slug, kind, "+", _only_in_account(what, side, many=many, removed=removed),
+                 schema_id=schema_id, changed_in=side, **kw)
+
+    def only_in_files(self, slug: str, kind: str, what: str, *, schema_id: str | None = None,
+                      many: bool = False, **kw: Any) -> None:
+        side = self.side(slug, schema_id)
+        self.add(slug, kind, "-", _only_in_files(what, side, many=many), schema_id=schema_id,
+                 changed_in=side, **kw)
 
     # -- changes ---------------------------------------------------------------------------------
 
@@ -227,55 +345,48 @@ class _Builder:
             self.add(c.slug, "schema-missing", "-",
                      f"schema {c.slug} is not in the account (the files declare it)")
         elif isinstance(c, DeleteSchema):
+            # no file, so no evidence of which side changed
             self.add(c.slug, "schema-added", "+",
-                     f"schema {c.slug} was added in the account (not in the files; prune would delete it)",
+                     f"schema {c.slug} is in the account but not in the files (prune would delete it)",
                      schema_id=c.schema_id)
         elif isinstance(c, UpdateSchema):
             for prop in c.changed:
                 account, files = c.values(prop)
                 if prop == "slug" and c.renamed_from:
+                    # the files say so themselves (renamed_from)
                     self.add(c.slug, "schema-renamed", "~",
                              f"schema {c.slug} is still called {c.renamed_from} in the account "
                              "(the files rename it)", schema_id=c.schema_id, prop=prop,
-                             files=files, account=account)
+                             files=files, account=account, changed_in="files")
                     continue
-                self.add(c.slug, "schema-changed", "~",
-                         f"schema {c.slug}: {prop} changed in the account: {_q(account)} (files: {_q(files)})",
-                         schema_id=c.schema_id, prop=prop, files=files, account=account)
+                self.differs(c.slug, "schema-changed", f"schema {c.slug}", prop, account, files,
+                             schema_id=c.schema_id)
         elif isinstance(c, AddField):
-            self.add(c.slug, "field-missing", "-",
-                     f"field {c.subject} is not in the account (the files declare it)",
-                     schema_id=c.schema_id, subject_id=c.field_id)
+            self.only_in_files(c.slug, "field-missing", f"field {c.subject}", schema_id=c.schema_id,
+                               subject_id=c.field_id)
         elif isinstance(c, DeleteField):
-            self.add(c.slug, "field-added", "+",
-                     f"field {c.subject} was added in the account (not in the files)",
-                     schema_id=c.schema_id, subject_id=c.field_id)
+            self.only_in_account(c.slug, "field-added", f"field {c.subject}", schema_id=c.schema_id,
+                                 subject_id=c.field_id)
         elif isinstance(c, UpdateField):
             for prop in c.changed:
                 if prop == "options":
-                    self.add(c.slug, "options-missing", "-",
-                             f"field {c.subject}: option{'s' if len(c.added_options) > 1 else ''} "
-                             f"{_values(c.added_options)} not in the account (the files declare "
-                             f"{'them' if len(c.added_options) > 1 else 'it'})",
-                             schema_id=c.schema_id, subject_id=c.field_id, prop="options",
-                             files=list(c.added_options), account=None)
+                    many = len(c.added_options) > 1
+                    self.only_in_files(c.slug, "options-missing",
+                                       f"field {c.subject}: option{'s' if many else ''} {_values(c.added_options)}",
+                                       schema_id=c.schema_id, many=many, subject_id=c.field_id, prop="options",
+                                       files=list(c.added_options), account=None)
                     continue
                 account, files = c.values(prop)
-                self.add(c.slug, "field-changed", "~",
-                         f"field {c.subject}: {prop} changed in the account: {_q(account)} (files: {_q(files)})",
-                         schema_id=c.schema_id, subject_id=c.field_id, prop=prop, files=files, account=account)
+                self.differs(c.slug, "field-changed", f"field {c.subject}", prop, account, files,
+                             schema_id=c.schema_id, subject_id=c.field_id)
         elif isinstance(c, AddRelationship):
-            self.add(c.slug, "relationship-missing", "-",
-                     f"relationship {c.subject} is not in the account (the files declare it)",
-                     schema_id=c.schema_id, subject_id=c.relationship_id)
+            self.only_in_files(c.slug, "relationship-missing", f"relationship {c.subject}",
+                               schema_id=c.schema_id, subject_id=c.relationship_id)
         elif isinstance(c, UpdateRelationship):
             for prop in c.changed:
                 account, files = c.values(prop)
-                self.add(c.slug, "relationship-changed", "~",
-                         f"relationship {c.subject}: {prop} changed in the account: {_q(account)} "
-                         f"(files: {_q(files)})",
-                         schema_id=c.schema_id, subject_id=c.relationship_id, prop=prop, files=files,
-                         account=account)
+                self.differs(c.slug, "relationship-changed", f"relationship {c.subject}", prop, account, files,
+                             schema_id=c.schema_id, subject_id=c.relationship_id)
         else:  # pragma: no cover - a change kind added later
             self.add(c.slug, "other", "~", f"{c.describe()} (the account differs from the files)",
                      schema_id=c.schema_id, subject_id=c.subject_id)
@@ -290,50 +401,62 @@ class _Builder:
         s = self.desired.get(slug)
         return None if s is None or field_id is None else s.field(field_id)
 
+    def _relationships(self, slug: str, rel_id: str | None) -> tuple[Any, Any]:
+        live, desired = self.live.get(slug), self.desired.get(slug)
+        if rel_id is None:
+            return None, None
+        return (live.relationship(rel_id) if live else None), (desired.relationship(rel_id) if desired else None)
+
     def error(self, e: PlanError) -> None:
         slug, sid = e.slug, e.subject_id
         subj = e.subject
         if e.code == "NA304":
             lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
             extra = [v for v in (lf.option_values if lf else ()) if df is None or v not in df.option_values]
-            self.add(slug, "options-added", "+",
-                     f"field {subj}: option{'s' if len(extra) != 1 else ''} {_values(extra)} "
-                     f"added in the account (not in the files)",
-                     subject_id=sid, prop="options", account=extra, files=None)
+            self.only_in_account(slug, "options-added",
+                                 f"field {subj}: option{'s' if len(extra) != 1 else ''} {_values(extra)}",
+                                 many=len(extra) != 1, removed="the API cannot remove options",
+                                 subject_id=sid, prop="options", account=extra, files=None)
         elif e.code == "NA302":
-            self.add(slug, "field-deleted", "-",
-                     f"field {subj} was deleted in the account (marked for deletion; the files still declare it)",
-                     subject_id=sid)
+            side = self.side(slug)
+            if side == "account":
+                message = f"field {subj} was deleted in the account (marked for deletion; the files still declare it)"
+            elif side == "files":
+                message = (f"field {subj} was added in the files (not applied yet) with the id of a field "
+                           "deleted in the account")
+            else:
+                message = f"field {subj} is marked for deletion in the account; the files declare it"
+            self.add(slug, "field-deleted", "-", message, subject_id=sid, changed_in=side)
         elif e.code == "NA307":
-            self.add(slug, "field-added", "+", f"field {subj} was added in the account (not in the files)",
-                     subject_id=sid)
+            self.only_in_account(slug, "field-added", f"field {subj}", subject_id=sid)
         elif e.code == "NA309":
-            self.add(slug, "relationship-added", "+",
-                     f"relationship {subj} was added in the account (not in the files)", subject_id=sid)
+            self.only_in_account(slug, "relationship-added", f"relationship {subj}", subject_id=sid)
         elif e.code == "NA301":
             lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
-            account = lf.type.value if lf else None
-            files = df.type.value if df else None
-            self.add(slug, "field-changed", "~",
-                     f"field {subj}: type changed in the account: {_q(account)} (files: {_q(files)})",
-                     subject_id=sid, prop="type", account=account, files=files)
+            self.differs(slug, "field-changed", f"field {subj}", "type", lf.type.value if lf else None,
+                         df.type.value if df else None, subject_id=sid)
         elif e.code == "NA308":
-            self.add(slug, "relationship-changed", "~",
-                     f"relationship {subj}: namespace differs in the account ({e.message})",
-                     subject_id=sid, prop="namespace")
+            lr, dr = self._relationships(slug, sid)
+            self.differs(slug, "relationship-changed", f"relationship {subj}", "namespace",
+                         lr.namespace if lr else None, dr.namespace if dr else None, subject_id=sid)
         else:  # NA303 / NA305 / NA306: the files ask for something the account cannot hold
             self.add(slug, "conflict", "!", f"{e.code} {e.message}", subject_id=sid)
 
 
 def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], options: PlanOptions | None = None,
-                  *, ignore: Sequence[str] = (), checked_at: str | None = None) -> DriftReport:
-    """The drift between ``desired`` and ``live``: pure, no I/O (the planner does the comparing)."""
+                  *, ignore: Sequence[str] = (), checked_at: str | None = None,
+                  history: Mapping[str, FileHistory] | None = None) -> DriftReport:
+    """The drift between ``desired`` and ``live``: pure, no I/O (the planner does the comparing).
+
+    ``history``: what git knows of each desired schema's file, by slug (the evidence of which side
+    changed; see :func:`changed_side`). Without it every item is worded neutrally.
+    """
     from reconciler.planner import PlanOptions
     from reconciler.planner import plan as make_plan
 
     o = options or PlanOptions()
     the_plan: Plan = make_plan(desired, live, o)
-    b = _Builder(desired, live)
+    b = _Builder(desired, live, history or {})
     for c in the_plan.changes:
         b.change(c)
     for e in the_plan.errors:
@@ -357,31 +480,22 @@ def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], opt
 
 
 async def fetch_drift(client: Client, desired: Mapping[str, Schema], options: PlanOptions | None = None,
-                      *, ignore: Sequence[str] = (), checked_at: str | None = None) -> DriftReport:
-    """Read the account (GET requests only) and compute its drift from ``desired``."""
-    live = {s.slug: s for s in await client.list_schemas()}
-    return compute_drift(desired, live, options, ignore=ignore, checked_at=checked_at)
+                      *, ignore: Sequence[str] = (), checked_at: str | None = None,
+                      sources: Mapping[str, Path] | None = None) -> DriftReport:
+    """Read the account (GET requests only) and compute its drift from ``desired``.
+
+    ``sources``: each desired schema's file, by slug (``LoadedSchemas.sources``); their git history
+    is read alongside the account, as the evidence of which side changed.
+    """
+    paths = list((sources or {}).values())
+    schemas, histories = await asyncio.gather(client.list_schemas(), asyncio.to_thread(file_histories, paths))
+    history = {slug: histories[p] for slug, p in (sources or {}).items() if p in histories}
+    live = {s.slug: s for s in schemas}
+    return compute_drift(desired, live, options, ignore=ignore, checked_at=checked_at, history=history)
 
 
 # ---------------------------------------------------------------------------------------------
-# Rendering
-
-_COLORS = {"+": "\033[32m", "~": "\033[33m", "-": "\033[31m", "!": "\033[1;31m", "i": "\033[36m",
-           "#": "\033[2m"}
-_RESET = "\033[0m"
-
-LEGEND = "+ only in the account  - missing from the account  ~ changed in the account  i information  # ignored"
-
-
-def _by_slug(report: DriftReport) -> list[tuple[str, list[DriftItem]]]:
-    groups: dict[str, list[DriftItem]] = {}
-    for i in report.items:
-        groups.setdefault(i.slug, []).append(i)
-    return sorted(groups.items())
-
-
-def _updated(report: DriftReport, slug: str, items: Sequence[DriftItem]) -> str | None:
-    return report.updated.get(slug) or next((i.updated for i in items if i.updated), None)
+# Rendering (in reconciler.render, with each format's escaping)
 
 
 def render_drift(report: DriftReport, fmt: Literal["text", "markdown", "json"] = "text", color: bool = False) -> str:
@@ -389,60 +503,11 @@ def render_drift(report: DriftReport, fmt: Literal["text", "markdown", "json"] =
     if fmt == "json":
         return report.to_json()
     if fmt == "markdown":
-        return _markdown(report)
+        from reconciler.render.markdown import render_drift_markdown
+
+        return render_drift_markdown(report)
     if fmt == "text":
-        return _text(report, color)
+        from reconciler.render.text import render_drift_text
+
+        return render_drift_text(report, color)
     raise ValueError(f"unknown format {fmt!r}: use text, markdown or json")
-
-
-def _text(report: DriftReport, color: bool) -> str:
-    def paint(text: str, sym: str) -> str:
-        return f"{_COLORS[sym]}{text}{_RESET}" if color and sym in _COLORS else text
-
-    lines: list[str] = []
-    if report.items:
-        lines += [f"  {LEGEND}", ""]
-    for slug, items in _by_slug(report):
-        ts = _updated(report, slug, items)
-        when = f" (account updated {ts})" if ts else " (not in the account)"
-        lines.append(f'schema "{slug}"{when}')
-        for i in items:
-            if i.ignored_by is not None:
-                lines.append("    " + paint(f"# {i.message} [{i.updated or 'n/a'}] (ignored by {i.ignored_by!r})", "#"))
-            else:
-                lines.append("    " + paint(f"{i.symbol} {i.message} [{i.updated or 'n/a'}]", i.symbol))
-        lines.append("")
-    lines.append(report.summary_line())
-    return "\n".join(lines)
-
-
-def _md_escape(text: str) -> str:
-    for ch in ("\\", "|", "*", "_", "<", ">", "`"):
-        text = text.replace(ch, "\\" + ch)
-    return text
-
-
-def _markdown(report: DriftReport) -> str:
-    out = ["### Reconciler drift", "", f"**{_md_escape(report.summary_line())}**", ""]
-    meta = []
-    if report.target:
-        meta.append(f"Target: `{report.target}`")
-    if report.checked_at:
-        meta.append(f"Checked at {report.checked_at}")
-    if meta:
-        out += [" · ".join(meta), ""]
-    s = report.summary
-    out += ["| Drift | Ignored | Notes |", "| --: | --: | --: |", f"| {s['drift']:,} | {s['ignored']:,} | {s['info']:,} |", ""]
-    if report.items:
-        out += ["| | Schema | What changed in the account | Account updated | |", "| :-: | :-- | :-- | :-- | :-- |"]
-        for slug, items in _by_slug(report):
-            for i in items:
-                sym = "#" if i.ignored_by is not None else i.symbol
-                note = f"ignored by `{i.ignored_by}`" if i.ignored_by is not None else (
-                    "information" if i.severity == "info" else "")
-                out.append(f"| `{sym}` | `{slug}` | {_md_escape(i.message)} | {i.updated or 'n/a'} | {note} |")
-        out.append("")
-    if not report.in_sync:
-        out += ["To undo drift, run `reconciler plan` and `reconciler apply`; to keep it, change the files "
-                "(`reconciler export` writes the account's version) or add an `ignore:` rule.", ""]
-    return "\n".join(out)

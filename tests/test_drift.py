@@ -37,7 +37,7 @@ def test_ignore_globs(key: str, pattern: str, hit: bool) -> None:
     assert (ignored_by(key, [pattern]) == pattern) is hit
 
 
-def test_relationship_and_description_drift_worded_from_the_account() -> None:
+def test_relationship_and_description_drift_worded_neutrally_without_evidence() -> None:
     rel = DESIRED.relationships[0]
     live = as_live(DESIRED, description="Edited in the UI", relationships=(
         rel.model_copy(update={"labels": Labels(singular="Buyer", plural="Buyers")}),
@@ -48,9 +48,11 @@ def test_relationship_and_description_drift_worded_from_the_account() -> None:
     by_key = {i.key: i for i in report.items}
     assert by_key["online-order.description"].ignored_by == "*.description"
     assert by_key["online-order.primary-contact.labels.singular"].message == (
-        'relationship online-order.primary-contact: labels.singular changed in the account: "Buyer" '
-        '(files: "Primary Contact")')
-    assert by_key["online-order.deal"].message == "relationship online-order.deal was added in the account (not in the files)"
+        'relationship online-order.primary-contact: labels.singular differs: account "Buyer", '
+        'files "Primary Contact"')
+    assert by_key["online-order.deal"].message == (
+        "relationship online-order.deal is in the account but not in the files")
+    assert all(i.changed_in is None for i in report.items)
     assert by_key["online-order.extra"].symbol == "+"
     assert all(i.updated == TS for i in report.items)
     assert report.summary == {"drift": 4, "ignored": 1, "info": 0}
@@ -61,7 +63,7 @@ def test_required_changed_and_field_missing() -> None:
                    for f in DESIRED.fields if f.id != "order-total")
     report = compute_drift({"online-order": DESIRED}, {"online-order": as_live(DESIRED, fields=fields)})
     text = render_drift(report, "text")
-    assert "~ field online-order.order-date: required changed in the account: false (files: true)" in text
+    assert "~ field online-order.order-date: required differs: account false, files true" in text
     assert "- field online-order.order-total is not in the account (the files declare it)" in text
 
 

@@ -79,7 +79,7 @@ def test_all_envs_drift_one_section_each_exit_2(fleet: Fleet) -> None:
     assert heads == [f'=== Environment "{n}" ===' for n in NAMES]
     sections = out.split("=== Environment ")[1:]
     assert "No drift" in sections[0] and "No drift" in sections[2]
-    assert 'description changed in the account: "Changed by hand in staging"' in sections[1]
+    assert 'description differs: account "Changed by hand in staging"' in sections[1]
     for name, sb in fleet.sandboxes.items():
         assert sb.url.removeprefix("http://") in dict(zip(NAMES, sections, strict=True))[name]
         assert [e.method for e in sb.traffic.log] == ["GET"], name  # its own client, read-only

@@ -2,23 +2,35 @@
 
 One entry point, :func:`render`. The helpers below are shared by the two human formats so they say
 the same thing in the same words: the plan is grouped into one :class:`SchemaBlock` per schema, and
-each change is described by :func:`change_text`.
+each change is described by :func:`change_text`. A drift report (:mod:`reconciler.drift`) is rendered
+by the same two modules, so each format has one escaping function: every text that comes from the
+account or the files reaches the terminal through :func:`reconciler.render.text.inert` and a markdown
+document through :mod:`reconciler.render.markdown`'s ``md_*`` functions.
+
+The helpers here build plain, unescaped text; escaping is the output module's job, done where a line
+is written, so a renderer cannot forget it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.model import Field, Relationship
 from reconciler.plan import Change, CreateSchema, DeleteSchema, Plan, PlanError, UpdateField, UpdateSchema
 
-__all__ = ["FORMATS", "SchemaBlock", "change_text", "render", "schema_blocks"]
+if TYPE_CHECKING:
+    from reconciler.drift import DriftItem, DriftReport
+
+__all__ = ["DRIFT_LEGEND", "FORMATS", "LEGEND", "SchemaBlock", "change_text", "drift_groups", "render",
+           "schema_blocks"]
 
 FORMATS = ("text", "markdown", "json")
 
 LEGEND = "+ create  ~ update in-place  - destroy  ! blocked"
+
+DRIFT_LEGEND = "+ only in the account  - missing from the account  ~ differs  i information  # ignored"
 
 
 def render(plan: Plan, fmt: Literal["text", "markdown", "json"] = "text", color: bool = False) -> str:
@@ -155,3 +167,19 @@ def schema_blocks(plan: Plan) -> list[SchemaBlock]:
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift reports
+
+
+def drift_groups(report: DriftReport) -> list[tuple[str, str | None, list[DriftItem]]]:
+    """``(slug, live updatedTimestamp or None, items)`` per schema, in slug order."""
+    groups: dict[str, list[DriftItem]] = {}
+    for i in report.items:
+        groups.setdefault(i.slug, []).append(i)
+    out = []
+    for slug, items in sorted(groups.items()):
+        ts = report.updated.get(slug) or next((i.updated for i in items if i.updated), None)
+        out.append((slug, ts, items))
+    return out

@@ -10,23 +10,40 @@
       # (3 unchanged fields hidden)
 ```
 
-ANSI colour only when asked (the CLI decides: a TTY and no ``NO_COLOR``).
+ANSI colour only when asked (the CLI decides: a TTY and no ``NO_COLOR``). Every line is written by
+:meth:`_Out.add`, which makes the text inert (:func:`inert`) and only then adds the colour codes: the
+escape sequences in the output are ours, whatever the account's labels hold.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from reconciler.plan import Change, CreateSchema, Finding, Plan, PlanError
-from reconciler.render import LEGEND, SchemaBlock, change_text, field_brief, plural, schema_blocks
+from reconciler.render import (
+    DRIFT_LEGEND,
+    LEGEND,
+    SchemaBlock,
+    change_text,
+    drift_groups,
+    field_brief,
+    plural,
+    schema_blocks,
+)
 
-__all__ = ["inert", "render_text"]
+if TYPE_CHECKING:
+    from reconciler.drift import DriftReport
+
+__all__ = ["inert", "render_drift_text", "render_text"]
 
 #: What a terminal may act on: C0 controls (ESC, BEL, CR, backspace …) but not newline or tab
 #: (kept only where ``keep_newlines``), DEL, C1 controls (U+0080-U+009F, e.g. the one-byte CSI),
-#: and the bidirectional overrides and isolates that reorder what is shown (Trojan Source).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\n\t]")
+#: the bidirectional overrides and isolates that reorder what is shown (Trojan Source), and the
+#: Unicode line and paragraph separators (a line break to anything that splits lines by Unicode).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\n\t]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -50,74 +67,89 @@ def inert(text: str, *, keep_newlines: bool = False) -> str:
     pattern = _UNSAFE if keep_newlines else _UNSAFE_LINES
     return pattern.sub(_escape_char, text) if pattern.search(text) else text
 
+
 _RESET = "\033[0m"
+#: Our colours (SGR codes only), by style: the change symbols, finding severities and a few more.
 _COLORS = {"+": "\033[32m", "~": "\033[33m", "-": "\033[31m", "!": "\033[31m",
-           "danger": "\033[31m", "warning": "\033[33m", "error": "\033[1;31m", "dim": "\033[2m", "bold": "\033[1m"}
+           "danger": "\033[31m", "warning": "\033[33m", "error": "\033[1;31m", "dim": "\033[2m", "bold": "\033[1m",
+           "info": "\033[36m"}
+
+#: A piece of a line: its text (any origin) and its style (None: not coloured).
+Span = tuple[str, str | None]
 
 
 class _Out:
+    """The lines of a text document. :meth:`add` is the only way in: inert first, then colour."""
+
     def __init__(self, color: bool):
         self.color = color
         self.lines: list[str] = []
 
-    def paint(self, text: str, style: str) -> str:
-        if not self.color or style not in _COLORS:
+    def add(self, text: str = "", style: str | None = None, *, indent: str = "") -> None:
+        """One line: ``indent`` then ``text``, made inert and painted in ``style``."""
+        self.spans([(text, style)], indent=indent)
+
+    def spans(self, parts: Iterable[Span], *, indent: str = "") -> None:
+        """One line of several differently painted pieces."""
+        self.lines.append(indent + "".join(self._paint(inert(text), style) for text, style in parts))
+
+    def _paint(self, text: str, style: str | None) -> str:
+        if not self.color or style not in _COLORS or not text:
             return text
         return f"{_COLORS[style]}{text}{_RESET}"
 
-    def add(self, text: str = "") -> None:
-        self.lines.append(text)
+    def text(self) -> str:
+        return "\n".join(self.lines)
 
 
 def _finding(out: _Out, f: Finding, indent: str) -> None:
-    text = f"! {f.line()}"
-    out.add(indent + out.paint(text, f.severity))
+    out.add(f"! {f.line()}", f.severity, indent=indent)
 
 
 def _change(out: _Out, c: Change, indent: str) -> None:
     head, props = change_text(c)
     sym = c.symbol
     if len(props) == 1:
-        out.add(indent + out.paint(f"{sym} {head}: {props[0].replace(': ', ' ', 1)}", sym))
+        out.add(f"{sym} {head}: {props[0].replace(': ', ' ', 1)}", sym, indent=indent)
     else:
-        out.add(indent + out.paint(f"{sym} {head}", sym))
+        out.add(f"{sym} {head}", sym, indent=indent)
         for p in props:
-            out.add(indent + "    " + p)
+            out.add(p, indent=indent + "    ")
     if c.blocked:
-        out.add(indent + "    " + out.paint(f"# blocked: {c.blocked_reason}", "dim"))
+        out.add(f"# blocked: {c.blocked_reason}", "dim", indent=indent + "    ")
     for f in c.findings:
         _finding(out, f, indent + "    ")
 
 
 def _error(out: _Out, e: PlanError, indent: str) -> None:
-    out.add(indent + out.paint(f"! {e.code} {e.message}", "error"))
-    out.add(indent + "    " + f"hint: {e.hint}")
+    out.add(f"! {e.code} {e.message}", "error", indent=indent)
+    out.add(f"hint: {e.hint}", indent=indent + "    ")
 
 
 def _block(out: _Out, b: SchemaBlock) -> None:
     sc = b.schema_change
     if sc is not None and not isinstance(sc, CreateSchema):
         head, props = change_text(sc)
-        out.add("  " + out.paint(f"{b.symbol} {head}", b.symbol))
+        out.add(f"{b.symbol} {head}", b.symbol, indent="  ")
         if sc.blocked:
-            out.add("      " + out.paint(f"# blocked: {sc.blocked_reason}", "dim"))
+            out.add(f"# blocked: {sc.blocked_reason}", "dim", indent="      ")
         for p in props:
-            out.add("      " + out.paint(f"~ {p}", "~"))
+            out.add(f"~ {p}", "~", indent="      ")
         for f in sc.findings:
             _finding(out, f, "      ")
     elif isinstance(sc, CreateSchema):
         head, _ = change_text(sc)
-        out.add("  " + out.paint(f"+ {head}", "+"))
+        out.add(f"+ {head}", "+", indent="  ")
         schema = sc.after
         if schema is not None:
             for fld in schema.active_fields:
-                out.add("      " + out.paint(f'+ field "{fld.id}" {field_brief(fld)}', "+"))
+                out.add(f'+ field "{fld.id}" {field_brief(fld)}', "+", indent="      ")
             for rel in schema.relationships:
-                out.add("      " + out.paint(f'+ relationship "{rel.id}" ({rel.namespace})', "+"))
+                out.add(f'+ relationship "{rel.id}" ({rel.namespace})', "+", indent="      ")
         for f in sc.findings:
             _finding(out, f, "      ")
     else:
-        out.add("  " + out.paint(f'{b.symbol} schema "{b.slug}"', b.symbol))
+        out.add(f'{b.symbol} schema "{b.slug}"', b.symbol, indent="  ")
     for item in b.items:
         if isinstance(item, PlanError):
             _error(out, item, "      ")
@@ -129,7 +161,7 @@ def _block(out: _Out, b: SchemaBlock) -> None:
     if b.hidden_relationships:
         hidden.append(plural(b.hidden_relationships, "unchanged relationship"))
     if hidden:
-        out.add("      " + out.paint(f"# ({', '.join(hidden)} hidden)", "dim"))
+        out.add(f"# ({', '.join(hidden)} hidden)", "dim", indent="      ")
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
@@ -140,7 +172,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
     out = _Out(color)
     blocks = schema_blocks(plan)
     if blocks:
-        out.add("Symbols: " + "  ".join(out.paint(part, part[0]) for part in LEGEND.split("  ")))
+        legend: list[Span] = [("Symbols: ", None)]
+        for n, part in enumerate(LEGEND.split("  ")):
+            legend += [("  " if n else "", None), (part, part[0])]
+        out.spans(legend)
         out.add()
         out.add("Reconciler will perform the following actions:")
         out.add()
@@ -150,7 +185,31 @@ def render_text(plan: Plan, color: bool = False) -> str:
     if plan.notes:
         out.add("Notes:")
         for n in plan.notes:
-            out.add(f"  - {n.message}")
+            out.add(f"- {n.message}", indent="  ")
         out.add()
-    out.add(out.paint(plan.summary_line(), "bold"))
-    return "\n".join(out.lines) + "\n"
+    out.add(plan.summary_line(), "bold")
+    return out.text() + "\n"
+
+
+#: The style of a drift item's symbol where it is not the symbol itself.
+_DRIFT_STYLES = {"!": "error", "i": "info", "#": "dim"}
+
+
+def render_drift_text(report: DriftReport, color: bool = False) -> str:
+    """A drift report for a terminal: the legend, one block per schema, the summary line (no newline)."""
+    out = _Out(color)
+    if report.items:
+        out.add(DRIFT_LEGEND, indent="  ")
+        out.add()
+    for slug, ts, items in drift_groups(report):
+        when = f" (account updated {ts})" if ts else " (not in the account)"
+        out.add(f'schema "{slug}"{when}')
+        for i in items:
+            stamp = i.updated or "n/a"
+            if i.ignored_by is not None:
+                out.add(f"# {i.message} [{stamp}] (ignored by {i.ignored_by!r})", "dim", indent="    ")
+            else:
+                out.add(f"{i.symbol} {i.message} [{stamp}]", _DRIFT_STYLES.get(i.symbol, i.symbol), indent="    ")
+        out.add()
+    out.add(report.summary_line())
+    return out.text()
