@@ -1,4 +1,5 @@
-"""Execute a plan: gates, freshness, preflight, ordered stages, progress, partial failure, verification.
+"""Execute a plan: gates, saved-plan check, preflight, ordered stages, per-schema race checks,
+progress, partial failure, interrupts, verification.
 
 A plan becomes *steps* (one API write each) grouped in ordered *stages*:
 
@@ -11,22 +12,50 @@ A plan becomes *steps* (one API write each) grouped in ordered *stages*:
 3. field deletes, one DELETE each;
 4. schema deletes, one DELETE each.
 
-Steps of one stage run concurrently (the client's limiter keeps the account's rate). At the first
-failure no new step starts; steps in flight finish; the result says what was done, what failed
-(with the API's error) and what was not started. Running ``apply`` again converges, because every
-step is either idempotent or, for creates, looked up by slug before it is retried (client.py).
+Steps of one stage run concurrently across schemas (the client's limiter keeps the account's rate);
+the steps of one schema run one after the other, each preceded by a GET of the schema whose
+:func:`~reconciler.plan.fingerprint` must be the one the plan read (or the one our own previous
+write to it returned). A schema that changed otherwise (another apply, a user in the UI) stops the
+run before anything more is written to it. The API has no lock and no conditional write, so a write
+that lands between our GET and our write cannot be prevented: the GET and the write are queued as a
+pair (no other step's request between them in the limiter), which narrows the window to about one
+round trip and one limiter slot, and the write's answer (and the final read) are compared with what
+our write alone would give, so such a merge is reported as the race, after the fact.
+
+At the first failure no new step starts; steps in flight finish; the result says what was done,
+what failed (with the API's error) and what was not started. A write whose answer was lost (the
+request may have been processed) is read back: when the account shows it done, the step counts as
+done (``confirmed``) and the run goes on. Running ``apply`` again converges, because every step is
+either idempotent or, for creates, looked up by slug before it is retried (client.py).
+
+A saved plan (``saved=True``) is an approval of a computation, not a script: apply plans again from
+the files and the account (read under the plan's fingerprints) and refuses unless that gives the
+same changes and errors. The plan file's digest can be recomputed by anyone who edits it.
+
+:class:`ApplyControl` stops a run from outside (the CLI's signal handlers): ``stop`` starts nothing
+new and lets the steps in flight finish; ``abort`` cancels the requests in flight at once, and their
+steps are reported as ``unknown``. Either way the result is never "verified" (``interrupted``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.client import Client
-from reconciler.errors import ApiError, ReconcilerError, TransportFailure
+from reconciler.client import Client, normalize_base_url
+from reconciler.errors import (
+    ApiError,
+    ConfigError,
+    DeadlineExceeded,
+    NotFound,
+    ReconcilerError,
+    ValidationFailed,
+)
 from reconciler.model import Field, Schema
 from reconciler.plan import (
     AddField,
@@ -41,14 +70,19 @@ from reconciler.plan import (
     UpdateSchema,
     fingerprint,
 )
+from reconciler.plan import desired_digest as digest_of_desired
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.wire import field_to_api, relationship_to_api
 
 __all__ = [
+    "UNKNOWN",
+    "ApplyControl",
     "ApplyRefused",
     "ApplyResult",
+    "PlanMismatch",
     "PreflightFailed",
+    "PreflightIncomplete",
     "StalePlan",
     "Step",
     "StepResult",
@@ -56,7 +90,12 @@ __all__ = [
     "build_stages",
     "check_fresh",
     "gate_reasons",
+    "preflight",
+    "race_message",
 ]
+
+#: The error text of a step whose outcome is not known (cancelled in flight, or not readable back).
+UNKNOWN = "unknown: re-plan to see"
 
 
 class ApplyRefused(ReconcilerError):
@@ -71,12 +110,33 @@ class StalePlan(ReconcilerError):
     """The account (or the files) changed after the saved plan was made; nothing was written."""
 
 
+class PlanMismatch(StalePlan):
+    """A saved plan is not what the files and the account give now (edited, or made for another
+    target); nothing was written."""
+
+
 class PreflightFailed(ReconcilerError):
-    """The API's ``validateOnly`` rejected an update; nothing was written."""
+    """The API's ``validateOnly`` rejected an update (its validation answer); nothing was written."""
 
     def __init__(self, failures: Sequence[tuple[str, Exception]]):
         self.failures = list(failures)
         super().__init__("; ".join(f"{slug}: {exc}" for slug, exc in self.failures))
+
+
+class PreflightIncomplete(ReconcilerError):
+    """The ``validateOnly`` preflight got no answer (transport failures, 5xx or 429 after the client's
+    retries, auth, a schema gone): not a rejection, but nothing may be written unchecked."""
+
+    def __init__(self, failures: Sequence[tuple[str, Exception]]):
+        self.failures = list(failures)
+        what = "; ".join(f"could not preflight the update of {slug}: {exc}" for slug, exc in self.failures)
+        super().__init__(f"{what}; nothing was changed")
+
+
+def race_message(slug: str) -> str:
+    """The error of a step stopped because its schema changed in the account during the run."""
+    return (f'schema "{slug}" changed in the account while applying (another apply or a user?); '
+            "nothing more was written to it")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,10 +219,22 @@ class Step:
 
 @dataclass
 class StepResult:
+    """What became of one step.
+
+    ``status``: ``"done"`` (``confirmed`` when a read-back after a failed or lost answer showed it
+    done), ``"failed"``, ``"unknown"`` (in flight when the run was aborted, or not readable back:
+    :data:`UNKNOWN`), ``"not started"``, or ``"not needed"`` (not done by this run, but the account
+    already shows it: another apply or a user did it). ``race``: the schema changed in the account
+    during the run (``error`` is :func:`race_message`): seen before the write (``failed``, nothing
+    written), or in the write's answer or the final read (``done``, merged with the other change).
+    """
+
     step: Step
-    status: str  # "done" | "failed" | "not started"
+    status: str
     elapsed: float = 0.0
     error: str | None = None
+    confirmed: bool = False
+    race: bool = False
 
 
 def _options_body(c: UpdateField) -> list[dict[str, str]] | None:
@@ -370,28 +442,39 @@ def build_stages(plan: Plan) -> list[list[Step]]:
     return [s for s in stages if s]
 
 
-async def _run_step(client: Client, step: Step, created: dict[str, str]) -> None:
+async def _run_step(client: Client, step: Step, created: dict[str, str]) -> Schema | None:
+    """Send the step's write; the schema as the API returned it after the write (``None`` for a
+    schema delete)."""
     if step.method == "create":
         assert step.after is not None
         made = await client.create_schema(step.after)
         if made.id is not None:
             created[step.slug] = made.id
-    elif step.method == "update":
+        return made
+    if step.method == "update":
         schema_id = step.schema_id or created.get(step.slug)
         assert schema_id is not None and step.body is not None
-        await client.update_schema(schema_id, dict(step.body))
-    elif step.method == "delete-field":
+        return await client.update_schema(schema_id, dict(step.body))
+    if step.method == "delete-field":
         assert step.schema_id is not None and step.field_id is not None
-        await client.delete_field(step.schema_id, step.field_id)
-    elif step.method == "delete-schema":
+        return await client.delete_field(step.schema_id, step.field_id)
+    if step.method == "delete-schema":
         assert step.schema_id is not None
         await client.delete_schema(step.schema_id)
-    else:  # pragma: no cover - build_stages makes only the four kinds above
-        raise ValueError(step.method)
+        return None
+    raise ValueError(step.method)  # pragma: no cover - build_stages makes only the four kinds above
+
+
+def _is_rejection(exc: Exception) -> bool:
+    """The API's validation answer: 422, or another 4xx that is not auth, 404 or the rate limit."""
+    status = exc.status if isinstance(exc, ApiError) else None
+    return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
 
 async def preflight(client: Client, stages: Sequence[Sequence[Step]]) -> None:
-    """Send every update once with ``validateOnly``; raise :class:`PreflightFailed` on any rejection.
+    """Send every update once with ``validateOnly``. Raise :class:`PreflightFailed` when the API
+    rejects one (its validation answer), else :class:`PreflightIncomplete` when one got no answer
+    after the client's retries (transport failures, 5xx, 429, auth, 404): nothing is written then.
 
     Creates and deletes cannot be preflighted: the API documents ``validateOnly`` for updates only.
     An update is checked without what only an earlier stage makes valid (:attr:`Step.preflight`).
@@ -399,21 +482,43 @@ async def preflight(client: Client, stages: Sequence[Sequence[Step]]) -> None:
     updates = [s for stage in stages for s in stage
                if s.method == "update" and s.schema_id is not None and s.preflight is not None]
 
-    async def check(step: Step) -> tuple[str, Exception] | None:
+    async def check(step: Step) -> tuple[str, ApiError] | None:
         assert step.schema_id is not None and step.preflight is not None
         try:
             await client.update_schema(step.schema_id, dict(step.preflight), validate_only=True)
-        except (ApiError, TransportFailure) as exc:
+        except ApiError as exc:
             return step.slug, exc
         return None
 
     failures = [f for f in await asyncio.gather(*(check(s) for s in updates)) if f is not None]
+    rejected = [(slug, exc) for slug, exc in failures if _is_rejection(exc)]
+    if rejected:
+        raise PreflightFailed(rejected)
     if failures:
-        raise PreflightFailed(failures)
+        raise PreflightIncomplete(failures)
 
 
 # ---------------------------------------------------------------------------------------------
 # Apply
+
+
+@dataclass
+class ApplyControl:
+    """How a caller stops a running :func:`apply_plan` (the CLI's signal handlers).
+
+    ``stop`` (first interrupt): start nothing new; the steps in flight finish and are reported.
+    ``abort`` (second interrupt): cancel the requests in flight at once; their steps are reported as
+    ``unknown`` (the write may or may not have reached the account). ``in_flight`` is a live count of
+    the steps with requests out: from the race check's GET to the write's answer (and its read-back).
+    """
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop.is_set() or self.abort.is_set()
 
 
 @dataclass
@@ -422,7 +527,8 @@ class ApplyResult:
     verified: bool = False
     remaining: Plan | None = None  # what a plan after the writes still shows, when not verified
     verify_error: str | None = None  # the account could not be read back after the writes
-    interrupted: bool = False
+    interrupted: bool = False  # stop or abort was set during the run (never verified then)
+    aborted: bool = False  # abort cancelled the requests in flight
 
     @property
     def failed(self) -> list[StepResult]:
@@ -433,8 +539,25 @@ class ApplyResult:
         return [r for r in self.results if r.status == "not started"]
 
     @property
+    def unknown(self) -> list[StepResult]:
+        return [r for r in self.results if r.status == "unknown"]
+
+    @property
+    def raced(self) -> list[StepResult]:
+        """Steps whose schema changed in the account during the run (another apply or a user): not
+        written (``failed``: seen before the write), or written but merged with the other change
+        (``done``: seen in the write's answer, or in the final read)."""
+        return [r for r in self.results if r.race]
+
+    @property
+    def stopped(self) -> bool:
+        """The run did not carry out the plan as planned: a failure, an unknown outcome, a schema that
+        changed in the account meanwhile, an interrupt."""
+        return bool(self.failed or self.not_started or self.unknown or self.raced or self.interrupted)
+
+    @property
     def ok(self) -> bool:
-        return not self.failed and not self.not_started and self.verified
+        return not self.stopped and self.verified
 
     def counts(self) -> tuple[int, int, int]:
         """(added, changed, destroyed) among the changes whose step was done."""
@@ -452,6 +575,396 @@ class ApplyResult:
         return added, changed, destroyed
 
 
+def _text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
+
+
+def _comparable_change(change: Change) -> dict[str, Any]:
+    """A change as saved, without what a re-plan does not recompute (record counts)."""
+    d = change.to_dict()
+    d["findings"] = [{k: v for k, v in f.items() if k != "impact"} for f in d["findings"]]
+    return d
+
+
+def _first_difference(saved: Plan, again: Plan) -> str | None:
+    """Where a saved plan and the plan made again from the files and the account differ, or ``None``."""
+    if (saved.narrowed_by or None) != (again.narrowed_by or None):
+        return "its --target/--exclude narrowing differs"
+    if dict(saved.live_fingerprints) != dict(again.live_fingerprints):
+        return "the live schemas it lists as read differ"
+    mine = [_comparable_change(c) for c in saved.changes]
+    theirs = [_comparable_change(c) for c in again.changes]
+    for a, b in zip(mine, theirs, strict=False):
+        if a != b:
+            return f'change "{a.get("key")}" differs'
+    if len(mine) != len(theirs):
+        return f"it holds {len(mine)} changes, planning again gives {len(theirs)}"
+    if [e.to_dict() for e in saved.errors] != [e.to_dict() for e in again.errors]:
+        return "its errors differ"
+    return None
+
+
+def _expected_fingerprints(plan: Plan) -> dict[str, str]:
+    """schema id -> the fingerprint the first write to it expects (the plan's read of that schema).
+
+    The plan read the schema in the list (``GET /customObjects/schemas?showFields=all``), the check
+    reads it alone (``GET …/schemas/{id}?showFields=all``): that both show the same object is a
+    guess the docs leave open (their examples agree; the sandbox serves the same text)."""
+    live_slug: dict[str, str] = {}
+    for c in plan.changes:
+        if c.schema_id is None:
+            continue
+        if isinstance(c, UpdateSchema) and c.renamed_from:
+            live_slug[c.schema_id] = c.renamed_from  # a rename's changes carry the new slug
+        else:
+            live_slug.setdefault(c.schema_id, c.slug)
+    out: dict[str, str] = {}
+    for schema_id, slug in live_slug.items():
+        try:
+            out[schema_id] = plan.live_fingerprints[slug]
+        except KeyError:
+            raise StalePlan(f'the plan holds no fingerprint of schema "{slug}", so it cannot tell whether the '
+                            "schema changed since; plan again") from None
+    return out
+
+
+def _subjects(step: Step) -> set[str]:
+    """What a step makes true in the account, by plan subject (``slug`` / ``slug.field-id``)."""
+    subjects = {c.subject for c in step.changes}
+    if step.method == "create" and step.after is not None:
+        subjects |= {f"{step.slug}.{f.id}" for f in step.after.fields}
+        subjects |= {f"{step.slug}.{r.id}" for r in step.after.relationships}
+    return subjects
+
+
+def _outside(step: Step, schema: Schema) -> dict[str, Any]:
+    """The schema's compared view without what the step writes (its own properties when it updates
+    the schema itself, the fields and relationships it adds, changes or deletes)."""
+    view = schema.comparable()
+    fields = {c.field_id for c in step.changes if isinstance(c, (AddField, UpdateField, DeleteField))}
+    rels = {c.relationship_id for c in step.changes if isinstance(c, (AddRelationship, UpdateRelationship))}
+    out: dict[str, Any] = {"fields": {k: v for k, v in view["fields"].items() if k not in fields},
+                           "relationships": {k: v for k, v in view["relationships"].items() if k not in rels}}
+    if not any(isinstance(c, UpdateSchema) for c in step.changes):
+        out["own"] = schema.comparable_own()
+    return out
+
+
+def _open(plan: Plan, subjects: set[str]) -> bool:
+    """Does ``plan`` still have a change or error on one of these subjects?"""
+    return any(c.subject in subjects for c in plan.changes) or any(e.subject in subjects for e in plan.errors)
+
+
+class _Run:
+    """One apply: the steps, what each became, and what the next write to each schema expects."""
+
+    def __init__(self, plan: Plan, client: Client, desired: Mapping[str, Schema], options: PlanOptions,
+                 control: ApplyControl, on_step: Callable[[StepResult], None] | None, concurrency: int,
+                 saved: bool, files_digest: str | None):
+        self.plan = plan
+        self.client = client
+        self.desired = desired
+        self.options = options
+        self.control = control
+        self.on_step = on_step
+        self.gate = asyncio.Semaphore(concurrency)
+        self.saved = saved
+        self.files_digest = files_digest
+        self.steps: list[Step] = []
+        self.results: list[StepResult | None] = []
+        self.writing: set[int] = set()  # steps whose write was sent (their outcome is open until settled)
+        self.created: dict[str, str] = {}  # slug -> id of the schemas created by this run
+        self.expected: dict[str, str] = {}  # schema id -> fingerprint the next write to it expects
+        self.last_write: dict[str, int] = {}  # schema id -> the step that wrote it last
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.pairing = asyncio.Lock()  # held from a step's race-check GET until its write is queued
+        self.halted = False  # a step failed: start nothing new
+
+    # -- the phases -----------------------------------------------------------------------------
+
+    async def main(self) -> ApplyResult:
+        if self.saved:
+            self.plan = await self._verify_saved()
+        self._set_steps(self.plan)
+        self.expected = _expected_fingerprints(self.plan)
+        if self.steps and not self.control.interrupted:
+            await preflight(self.client, self._stages)
+        for indices in self._stage_indices:
+            if self._stopping():
+                for i in indices:
+                    self.results[i] = StepResult(self.steps[i], "not started")
+                continue
+            await asyncio.gather(*(self._run(i) for i in indices))
+        return await self._finish()
+
+    def _set_steps(self, plan: Plan) -> None:
+        """The plan's stages; ``steps`` numbers their steps in order, ``_stage_indices`` each stage's."""
+        self._stages = build_stages(plan)
+        self._stage_indices: list[list[int]] = []
+        self.steps = []
+        for stage in self._stages:
+            self._stage_indices.append(list(range(len(self.steps), len(self.steps) + len(stage))))
+            self.steps.extend(stage)
+        self.results = [None] * len(self.steps)
+
+    async def _verify_saved(self) -> Plan:
+        """The plan made again from the files and the account, if it equals the saved one."""
+        plan, base = self.plan, self.client.base_url
+        try:
+            target = normalize_base_url(plan.target or "", allow_http=True)
+        except ConfigError:
+            target = None
+        if target != base:
+            raise PlanMismatch(f"the plan was made for {plan.target or 'no named target'}, not for "
+                               f"{base.removesuffix('/api/3')}; plan again for this target (or choose the "
+                               "plan's target, e.g. with --env)")
+        live = {s.slug: s for s in await self.client.list_schemas()}
+        files = digest_of_desired(self.desired)
+        if self.files_digest is not None and self.files_digest != files:
+            raise PlanMismatch("the desired digest given does not match the desired schemas given")
+        check_fresh(plan, live, desired_digest=files)
+        narrowed = plan.narrowed_by or {}
+        options = dataclasses.replace(self.options, targets=tuple(narrowed.get("targets", ())),
+                                      excludes=tuple(narrowed.get("excludes", ())),
+                                      target_url=plan.target, created_at=plan.created_at)
+        again = make_plan(self.desired, live, options)
+        where = _first_difference(plan, again)
+        if where is not None:
+            raise PlanMismatch(f"Saved plan does not match what the files and the account give now: {where} "
+                               "(the file was edited, or made with other settings); plan again and review it")
+        return again
+
+    def _stopping(self) -> bool:
+        return self.halted or self.control.interrupted
+
+    def _report(self, i: int, res: StepResult) -> None:
+        self.results[i] = res
+        if self.on_step is not None:
+            self.on_step(res)
+
+    # -- one step -------------------------------------------------------------------------------
+
+    async def _run(self, i: int) -> None:
+        step = self.steps[i]
+        lock = self.locks.setdefault(step.schema_id or f"new:{step.slug}", asyncio.Lock())
+        async with lock, self.gate:  # one write at a time per schema: each checks what the last left
+            if self._stopping():
+                self.results[i] = StepResult(step, "not started")
+                return
+            entered = [False]
+            try:
+                res = await self._execute(i, step, entered)
+            finally:
+                if entered[0]:
+                    self.control.in_flight -= 1
+        if res.status == "not started":
+            self.results[i] = res
+        else:
+            self._report(i, res)
+
+    async def _execute(self, i: int, step: Step, entered: list[bool]) -> StepResult:
+        """Check, write, and judge the answer. ``entered[0]`` is set once the step counts as in flight
+        (it holds the pair and sends its first request)."""
+        started = time.perf_counter()
+
+        def result(status: str, error: str | None = None, **kw: Any) -> StepResult:
+            return StepResult(step, status, time.perf_counter() - started, error, **kw)
+
+        schema_id = step.schema_id or self.created.get(step.slug)
+        now: Schema | None = None
+        # The race check, as close to the write as we can get it: the GET and the write are taken
+        # as a pair (``pairing``), so no other step's request queues for the client's limiter between
+        # them; the pair ends once the write has queued for its token (one turn of the loop).
+        async with self.pairing if step.method != "create" else contextlib.nullcontext():
+            if self._stopping():  # stopped while this step waited for the pair
+                return StepResult(step, "not started")
+            self.control.in_flight += 1
+            entered[0] = True
+            if step.method != "create":
+                assert schema_id is not None
+                try:
+                    now = await self.client.get_schema(schema_id)
+                except NotFound:
+                    return self._race(step, result)
+                except Exception as exc:  # any failure stops the run and is reported
+                    self.halted = True
+                    return result("failed", f'could not read schema "{step.slug}" before writing to it: '
+                                            f"{_text(exc)}; nothing was written to it")
+                if fingerprint(now) != self.expected.get(schema_id):
+                    return self._race(step, result)
+            if self.control.interrupted:  # stopped during the check: this write is not started
+                return StepResult(step, "not started")
+            self.writing.add(i)
+            write = asyncio.ensure_future(_run_step(self.client, step, self.created))
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                write.cancel()
+                raise
+        try:
+            after = await write
+        except ValidationFailed as exc:
+            if step.method == "create" and _slug_taken(exc):
+                self.writing.discard(i)
+                return self._race(step, result)
+            return await self._failed_write(i, exc, result)
+        except Exception as exc:  # any failure stops new writes and is reported
+            return await self._failed_write(i, exc, result)
+        self.writing.discard(i)
+        if after is not None and after.id is not None:
+            # A guess, true of the sandbox: the write's answer (PUT and field DELETE with
+            # ?showFields=all; the create's POST, for which showFields is not documented) shows the
+            # schema exactly as the GET ?showFields=all of the next check will, so equal
+            # fingerprints mean "unchanged". If the real API differs, the next check reports a race
+            # that is not one (safe: it stops, it does not write).
+            self.expected[after.id] = fingerprint(after)
+            self.last_write[after.id] = i
+            if now is not None and self._landed_on_a_change(step, now, after):
+                # the answer shows a write of someone else's between our check and our write: ours
+                # is in, merged with theirs; nothing more is written to the schema
+                self.halted = True
+                return result("done", race_message(step.slug), race=True)
+        return result("done")
+
+    def _race(self, step: Step, result: Callable[..., StepResult]) -> StepResult:
+        self.halted = True
+        return result("failed", race_message(step.slug), race=True)
+
+    async def _failed_write(self, i: int, exc: Exception, result: Callable[..., StepResult]) -> StepResult:
+        """A write that raised: read the schema back; done if the account shows it done (a lost
+        answer), failed if not, unknown if it cannot be read (its write stays in ``writing``)."""
+        step = self.steps[i]
+        text = _text(exc)
+        try:
+            done, now = await self._read_back(step)
+        except Exception as again:  # the outcome stays open, the run stops
+            self.halted = True
+            return result("unknown", f"{text}; could not read it back ({_text(again)}); {UNKNOWN}")
+        if done:
+            if now is not None and now.id is not None:
+                self.expected[now.id] = fingerprint(now)
+                self.last_write[now.id] = i
+                if step.method == "create":
+                    self.created[step.slug] = now.id
+            self.writing.discard(i)
+            return result("done", confirmed=True)
+        self.halted = True
+        self.writing.discard(i)
+        return result("failed", text)
+
+    async def _read_back(self, step: Step) -> tuple[bool, Schema | None]:
+        """(is the step's effect in the account?, the schema as read now)."""
+        if step.method == "create":
+            now = await self.client.find_schema_by_slug(step.slug)
+            return (now is not None and not self._still_open(step, now)), now
+        schema_id = step.schema_id or self.created.get(step.slug)
+        assert schema_id is not None
+        try:
+            now = await self.client.get_schema(schema_id)
+        except NotFound:
+            return step.method == "delete-schema", None
+        if step.method == "delete-schema":
+            return False, now
+        if step.method == "delete-field":
+            assert step.field_id is not None
+            return now.field(step.field_id) is None, now
+        return not self._still_open(step, now), now
+
+    def _landed_on_a_change(self, step: Step, checked: Schema, after: Schema) -> bool:
+        """Does our write's answer show more than our write did to the schema we checked? Outside
+        what the step writes it must be as checked, and what it writes must be as the files say."""
+        if _outside(step, checked) != _outside(step, after):
+            return True
+        if step.method == "delete-field":
+            assert step.field_id is not None
+            return after.field(step.field_id) is not None
+        return self._still_open(step, after)
+
+    def _still_open(self, step: Step, now: Schema) -> bool:
+        """Does a plan of this one schema (files vs ``now``) still want what the step does?"""
+        want = self.desired.get(step.slug)
+        if want is None:
+            return True
+        options = dataclasses.replace(self.options, targets=(), excludes=(), prune=False,
+                                      desired_is_empty_dir=False)
+        return _open(make_plan({want.slug: want}, {now.slug: now}, options), _subjects(step))
+
+    # -- the end --------------------------------------------------------------------------------
+
+    async def _finish(self) -> ApplyResult:
+        result = ApplyResult(results=[r if r is not None else StepResult(s, "not started")
+                                      for s, r in zip(self.steps, self.results, strict=True)])
+        result.interrupted = self.control.interrupted
+        if result.interrupted:  # never verified: the user asked to stop, not to wait for a read
+            if not (result.failed or result.not_started or result.unknown):
+                result.verify_error = "the run was interrupted before the account was read back"
+            return result
+        if result.stopped and not result.unknown:  # failed or raced: nothing open to settle
+            return result
+        try:
+            live_after = {s.slug: s for s in await self.client.list_schemas()}
+        except (ApiError, DeadlineExceeded) as exc:  # the writes are done: report them, unverified
+            result.verify_error = str(exc)
+            return result
+        again = make_plan(self.desired, live_after, self.options)
+        result.verified = not again.has_changes and not again.has_errors
+        if not result.verified:
+            result.remaining = again
+            self._changed_after(result, again, live_after)
+        self._settle(result, again)
+        return result
+
+    def _changed_after(self, result: ApplyResult, final: Plan, live: Mapping[str, Schema]) -> None:
+        """A schema we wrote that is not as the files say, and not as our last write left it: changed
+        in the account after that write (another apply's write landed after ours). Its last step
+        reports the race."""
+        by_id = {s.id: s for s in live.values() if s.id is not None}
+        for schema_id, i in self.last_write.items():
+            now = by_id.get(schema_id)
+            r = result.results[i]
+            slug = now.slug if now is not None else r.step.slug
+            if r.race or not (any(c.slug == slug for c in final.changes) or any(e.slug == slug for e in final.errors)):
+                continue
+            if now is None or fingerprint(now) != self.expected.get(schema_id):
+                r.race, r.error = True, race_message(r.step.slug)
+
+    def _settle(self, result: ApplyResult, final: Plan) -> None:
+        """After a run with unknown outcomes, the final read decides them: an unknown step is done
+        (confirmed) when the account shows its effect, failed when not. A failed or not started step
+        whose effect the account shows anyway (someone else's write) is not needed."""
+        for r in result.results:
+            if r.status not in ("unknown", "failed", "not started"):
+                continue
+            if _open(final, _subjects(r.step)):
+                if r.status == "unknown":
+                    r.status = "failed"  # read back: not done
+                continue
+            if r.status == "unknown":
+                r.status, r.confirmed = "done", True
+            else:
+                r.status = "not needed"
+
+    def aborted(self) -> ApplyResult:
+        """The result after ``abort``: steps whose write was out are unknown."""
+        if not self.steps:
+            self._set_steps(self.plan)
+        results = []
+        for i, step in enumerate(self.steps):
+            r = self.results[i]
+            if r is None:
+                r = StepResult(step, "unknown", error=UNKNOWN) if i in self.writing else StepResult(step, "not started")
+            results.append(r)
+        return ApplyResult(results=results, interrupted=True, aborted=True,
+                           verify_error="the run was aborted before the account was read back"
+                           if all(r.status == "done" for r in results) else None)
+
+
+def _slug_taken(exc: ValidationFailed) -> bool:
+    """A create refused because the slug exists (ac-api.md §10: "Schema slug must be unique")."""
+    return any((e.pointer or "").endswith("/slug") or "slug must be unique" in (e.detail or "").lower()
+               for e in exc.errors)
+
+
 async def apply_plan(
     plan: Plan,
     client: Client,
@@ -463,63 +976,40 @@ async def apply_plan(
     desired_digest: str | None = None,
     on_step: Callable[[StepResult], None] | None = None,
     stop: asyncio.Event | None = None,
+    control: ApplyControl | None = None,
     concurrency: int = 8,
 ) -> ApplyResult:
     """Execute ``plan`` against the account behind ``client``.
 
-    Raises :class:`ApplyRefused` (gates), :class:`StalePlan` (saved plan out of date) or
-    :class:`PreflightFailed` before anything is written. Write failures do not raise: they are in
-    the returned :class:`ApplyResult`, as is the verification.
+    Raises, before anything is written: :class:`ApplyRefused` (gates), :class:`StalePlan` (a saved
+    plan out of date) or :class:`PlanMismatch` (a saved plan that planning again does not give, or
+    made for another target), :class:`PreflightFailed` (the API rejected an update) or
+    :class:`PreflightIncomplete` (the preflight got no answer). Write failures do not raise: they are
+    in the returned :class:`ApplyResult`, as is the verification.
+
+    ``control`` (or, the older form, ``stop`` alone) interrupts the run; ``desired_digest``, when
+    given, must be the digest of ``desired`` (apply computes it itself).
     """
+    if control is None:
+        control = ApplyControl(stop=stop) if stop is not None else ApplyControl()
+    elif stop is not None:
+        raise TypeError("pass stop or control, not both")
     reasons = gate_reasons(plan, allow_data_loss=allow_data_loss)
     if reasons:
         raise ApplyRefused(reasons)
-    if saved:
-        live_now = {s.slug: s for s in await client.list_schemas()}
-        check_fresh(plan, live_now, desired_digest=desired_digest)
-
-    stages = build_stages(plan)
-    result = ApplyResult()
-    if stages:
-        await preflight(client, stages)
-    stop = stop or asyncio.Event()
-    gate = asyncio.Semaphore(concurrency)
-    created: dict[str, str] = {}  # slug -> id of the schemas created by this run
-
-    async def run(step: Step) -> StepResult:
-        async with gate:
-            if stop.is_set():
-                return StepResult(step, "not started")
-            started = time.perf_counter()
-            try:
-                await _run_step(client, step, created)
-            except Exception as exc:  # any failure stops new writes and is reported
-                stop.set()
-                text = str(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
-                res = StepResult(step, "failed", time.perf_counter() - started, text)
-            else:
-                res = StepResult(step, "done", time.perf_counter() - started)
-        if on_step is not None:
-            on_step(res)
-        return res
-
-    for stage in stages:
-        if stop.is_set():
-            result.results.extend(StepResult(s, "not started") for s in stage)
-            continue
-        result.results.extend(await asyncio.gather(*(run(s) for s in stage)))
-
-    result.interrupted = stop.is_set() and not result.failed
-    if result.failed or result.not_started:
-        return result
-
+    run = _Run(plan, client, desired, options, control, on_step, concurrency, saved, desired_digest)
+    work = asyncio.ensure_future(run.main())
+    aborting = asyncio.ensure_future(control.abort.wait())
     try:
-        live_after = {s.slug: s for s in await client.list_schemas()}
-    except ApiError as exc:  # the writes are done: report them, and that they are unverified
-        result.verify_error = str(exc)
-        return result
-    again = make_plan(desired, live_after, options)
-    result.verified = not again.has_changes and not again.has_errors
-    if not result.verified:
-        result.remaining = again
-    return result
+        await asyncio.wait({work, aborting}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    finally:
+        aborting.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return run.aborted()

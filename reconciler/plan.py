@@ -7,8 +7,11 @@ cannot do (:class:`PlanError`, codes ``NA3xx``), and notes that change nothing (
 reorders). Risky changes carry :class:`Finding` objects with a stable code from :data:`CODES`.
 
 The JSON plan file (:meth:`Plan.to_json` / :meth:`Plan.from_json`) carries a digest over all of its
-content, so a file edited by hand is refused (:class:`PlanTampered`), and a fingerprint of every
-live schema the plan read, so the applier can tell a stale plan (:func:`fingerprint`).
+content, so a file damaged or edited by hand is refused (:class:`PlanTampered`), and a fingerprint of
+every live schema the plan read, so the applier can tell a stale plan (:func:`fingerprint`). The
+digest is a plain sha256 that anyone can recompute after an edit: it catches accidents, not intent.
+What makes a saved plan safe is the applier, which plans again from the files and the account and
+refuses unless that gives the same changes (:func:`reconciler.applier.apply_plan` with ``saved``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "Impact",
     "ImpactQuery",
     "LiveFingerprints",
+    "NotAPlanFile",
     "Note",
     "Plan",
     "PlanError",
@@ -693,7 +697,16 @@ class PlanFileError(ReconcilerError):
 
 
 class PlanTampered(PlanFileError):
-    """The digest does not match the content: the file was modified after it was written."""
+    """The digest does not match the content: the file was modified after it was written (without
+    recomputing the digest; an edit that recomputes it is caught by the applier's re-plan)."""
+
+
+class NotAPlanFile(PlanFileError):
+    """The file is JSON but not a plan: ``str()`` says what it is, e.g. ``drift.json is a drift report, …``."""
+
+    def __init__(self, message: str, source: str | None = None):
+        self.source = source
+        ReconcilerError.__init__(self, f"{source or 'the file'} {message}")
 
 
 class UnknownPlanVersion(PlanFileError):
@@ -887,6 +900,14 @@ class Plan:
     def from_dict(cls, data: Any, *, source: str | None = None) -> Plan:
         if not isinstance(data, dict):
             raise PlanFileError("not a plan file (expected a JSON object)", source)
+        if "format_version" not in data:
+            from reconciler.drift import DRIFT_FORMAT  # here: drift imports this module
+
+            if data.get("format") == DRIFT_FORMAT:
+                raise NotAPlanFile("is a drift report, not a plan file (make a plan with reconciler plan --out)",
+                                   source)
+            raise NotAPlanFile("is not a plan file: it has no format_version (make a plan with reconciler plan "
+                               "--out)", source)
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise UnknownPlanVersion(
