@@ -27,5 +27,8 @@ RUN pip install /wheels/*.whl && rm -rf /wheels \
 USER 10001:10001
 # Mount the GitOps repository here (schemas/, reconciler.yaml, json-schema/).
 WORKDIR /work
+# Exec form: reconciler is PID 1 and gets `docker stop`'s SIGTERM itself. It installs a handler for
+# it (PID 1 has no default one), so an apply stops as on Ctrl-C: requests in flight finish, then the report.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["reconciler"]
 CMD ["--help"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -18,7 +19,7 @@ from reconciler.files import (
     validate_strict,
     validation_errors,
 )
-from reconciler.model import FIELD_ID_RE, SLUG_RE
+from reconciler.model import FIELD_ID_RE, SLUG_RE, excerpt
 
 __all__ = ["PROJECT_FILE", "Environment", "ProjectConfig", "find_project", "load_project"]
 
@@ -36,13 +37,21 @@ class Environment(_Model):
     token_env: str | None = None
     #: "slug" or "slug.field-id": never deleted in this environment, even without a declaration.
     protect: list[str] = []
+    #: Requests per second reconciler may use in this account (default: the documented 5). Lower it
+    #: when other integrations share the account's budget.
+    rate_limit: float | None = None
 
 
 class ProjectConfig(_Model):
+    #: Relative to the folder of reconciler.yaml (not to the current directory).
     schemas_dir: str = "schemas"
     #: Delete schemas that are in the account but not in the files (default: report them only).
     prune: bool = False
     environments: dict[str, Environment] = {}
+    #: The environment used when no --env is given (without it, defining environments makes --env required).
+    default_env: str | None = None
+    #: "sandbox": the embedded sandbox is this project's default target (also in CI).
+    target: Literal["sandbox"] | None = None
     #: Glob patterns on "slug.field.property" whose drift is left alone, e.g. "*.description".
     ignore: list[str] = []
 
@@ -63,27 +72,45 @@ def _allowed(loc: tuple[str | int, ...]) -> tuple[str, ...]:
 
 def _rule_errors(path: Path, data: object, config: ProjectConfig) -> list[FileError]:
     errors = []
+    if config.default_env is not None and config.default_env not in config.environments:
+        line, col = node_position(data, ("default_env",))
+        known = ", ".join(config.environments) or "none"
+        errors.append(FileError(path, line, col, f"default_env {config.default_env!r} is not one of the "
+                                f"environments (defined: {known})"))
+    if config.default_env is not None and config.target is not None:
+        line, col = node_position(data, ("target",))
+        errors.append(FileError(path, line, col, "target: sandbox and default_env both name the default "
+                                "target: keep one"))
     for name, env in config.environments.items():
         if not env.url.startswith(("https://", "http://")):
             line, col = node_position(data, ("environments", name, "url"))
-            errors.append(FileError(path, line, col, f"url {env.url!r} must start with https://"))
+            errors.append(FileError(path, line, col, f"url {excerpt(env.url)} must start with https://"))
+        if env.rate_limit is not None and not 0 < env.rate_limit <= 100:
+            line, col = node_position(data, ("environments", name, "rate_limit"))
+            errors.append(FileError(path, line, col, f"rate_limit {env.rate_limit} must be a number of "
+                                    "requests per second above 0 (the account allows 5)"))
         for i, entry in enumerate(env.protect):
             slug, _, field_id = entry.partition(".")
             if not SLUG_RE.match(slug) or ("." in entry and not FIELD_ID_RE.match(field_id)):
                 line, col = node_position(data, ("environments", name, "protect", i))
                 errors.append(FileError(path, line, col,
-                                        f"protect entry {entry!r} must be 'slug' or 'slug.field-id'"))
+                                        f"protect entry {excerpt(entry)} must be 'slug' or 'slug.field-id'"))
     return errors
 
 
-def load_project(path: str | os.PathLike[str] = PROJECT_FILE) -> ProjectConfig:
-    """Read ``reconciler.yaml``; a missing or empty file gives the defaults.
+def load_project(path: str | os.PathLike[str] = PROJECT_FILE, *, required: bool = False) -> ProjectConfig:
+    """Read ``reconciler.yaml``; a missing or empty file gives the defaults, unless ``required``
+    (a path the user named with ``--config``): then a missing file is an error.
 
     Raises :class:`reconciler.files.FilesError` with every problem, as ``path:line:col: message``.
     """
     p = Path(path)
     if not p.exists():
+        if required:
+            raise FilesError([FileError(p, 0, 0, "no such project file (given with --config)")])
         return ProjectConfig()
+    if not p.is_file():
+        raise FilesError([FileError(p, 0, 0, "the project file is not a regular file")])
     data, errors = read_yaml(p, allow_empty=True, what="the project settings")
     if errors:
         raise FilesError(errors)

@@ -63,7 +63,8 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, mode: int | None = 
     """
     p = check_writable(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        # the name is cut so that the temporary name fits where the target's name fits (255 bytes)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:100]}.", suffix=".tmp", dir=p.parent)
     except OSError as exc:
         raise WriteRefused(f"{p}: cannot write ({exc.strerror or exc})") from None
     try:

@@ -233,7 +233,8 @@ def test_usage_errors_are_one_line_and_exit_1(argv: list[str], cli: Cli) -> None
     assert "--help" in r.err
 
 
-def test_missing_token_says_how_to_give_one(cli: Cli) -> None:
+def test_missing_token_says_how_to_give_one(seed_files: Cli) -> None:
+    cli = seed_files
     cli.monkeypatch.delenv("AC_API_TOKEN")
     r = cli("plan")
     assert r.code == 1

@@ -53,18 +53,71 @@ ALL_ENV = {"AC_API_URL": "https://from-env.api-us1.com", "AC_API_TOKEN": "env-to
            "AC_PROD_TOKEN": "prod-tok", "AC_STAGING_TOKEN": "staging-tok"}
 
 
-def test_flags_win_over_everything(tmp_path: Path) -> None:
-    t = resolve(tmp_path, url="https://flag.api-us1.com", token=TOKEN, env="production", environ=ALL_ENV)
+def test_explicit_url_beats_the_ambient_one_and_says_so(tmp_path: Path) -> None:
+    t = resolve(tmp_path, url="https://flag.api-us1.com", token=TOKEN, environ=ALL_ENV)
     assert t.url == "https://flag.api-us1.com/api/3"
     assert t.token.reveal() == TOKEN
     assert not t.is_sandbox
-    assert t.describe().startswith("Target: https://flag.api-us1.com")
+    assert t.describe() == "Target: https://flag.api-us1.com (from --url; $AC_API_URL ignored: --url is explicit)"
 
 
-def test_env_vars_win_over_reconciler_yaml(tmp_path: Path) -> None:
+def test_url_and_env_naming_different_accounts_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="name different accounts"):
+        resolve(tmp_path, url="https://flag.api-us1.com", env="production", environ=ALL_ENV)
+    same = resolve(tmp_path, url="https://acme.api-us1.com/api/3/", env="production", environ=ALL_ENV)
+    assert (same.name, same.token.reveal()) == ("production", "prod-tok")
+
+
+def test_explicit_env_beats_ambient_variables(tmp_path: Path) -> None:
     t = resolve(tmp_path, env="production", environ=ALL_ENV)
+    assert t.url == "https://acme.api-us1.com/api/3"
+    assert t.token.reveal() == "prod-tok"
+    assert t.describe() == ('Target: https://acme.api-us1.com (environment "production"; '
+                            "$AC_API_URL ignored: --env production is explicit)")
+
+
+def test_ambient_variables_beat_default_env(tmp_path: Path) -> None:
+    from reconciler.project import ProjectConfig
+
+    proj = ProjectConfig.model_validate({"default_env": "staging", "environments": {
+        "staging": {"url": "https://acme-staging.api-us1.com", "token_env": "AC_STAGING_TOKEN"}}})
+    t = resolve_target(url=None, env=None, project=proj, environ=ALL_ENV, workdir=tmp_path)
     assert t.url == "https://from-env.api-us1.com/api/3"
-    assert t.token.reveal() == "env-tok"
+    d = resolve_target(url=None, env=None, project=proj, environ={"AC_STAGING_TOKEN": "s"}, workdir=tmp_path)
+    assert (d.name, d.note) == ("staging", "default_env in reconciler.yaml")
+
+
+def test_environments_without_a_choice_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"defines environments \(production, staging, dev\) but none was chosen"):
+        resolve(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("ci", ["true", "1", "yes"])
+def test_ci_never_falls_back_to_the_sandbox(tmp_path: Path, ci: str) -> None:
+    with pytest.raises(ConfigError, match="CI is set and no account is configured"):
+        resolve(tmp_path, environ={"CI": ci}, with_project=False)
+    assert resolve(tmp_path, environ={"CI": "false"}, with_project=False).is_sandbox
+    assert resolve_target(url=None, env=None, project=None, environ={"CI": ci}, workdir=tmp_path,
+                          sandbox=True).is_sandbox
+
+
+def test_target_sandbox_in_the_project_file(tmp_path: Path) -> None:
+    from reconciler.project import ProjectConfig
+
+    proj = ProjectConfig.model_validate({"target": "sandbox"})
+    t = resolve_target(url=None, env=None, project=proj, environ={"CI": "true"}, workdir=tmp_path)
+    assert t.is_sandbox
+
+
+def test_rate_from_the_flag_beats_the_environment(tmp_path: Path) -> None:
+    from reconciler.project import ProjectConfig
+
+    proj = ProjectConfig.model_validate({"environments": {
+        "shared": {"url": "https://acme.api-us1.com", "token_env": "T", "rate_limit": 2}}})
+    t = resolve_target(url=None, env="shared", project=proj, environ={"T": "x"}, workdir=tmp_path)
+    assert t.client_defaults == {"rate": 2}
+    f = resolve_target(url=None, env="shared", project=proj, environ={"T": "x"}, workdir=tmp_path, rate=1)
+    assert f.client_defaults == {"rate": 1}
 
 
 def test_flag_url_with_env_token(tmp_path: Path) -> None:
@@ -83,9 +136,9 @@ def test_reconciler_yaml_environment(tmp_path: Path) -> None:
 
 
 def test_env_var_url_matching_an_environment_keeps_its_protect_list(tmp_path: Path) -> None:
-    t = resolve(tmp_path, env="production",
-                environ={"AC_API_URL": "https://acme.api-us1.com/api/3", "AC_API_TOKEN": "x"})
+    t = resolve(tmp_path, environ={"AC_API_URL": "https://acme.api-us1.com/api/3", "AC_API_TOKEN": "x"})
     assert t.protect == frozenset({"orders", "orders.order-number"})
+    assert t.name == "production"
 
 
 def test_missing_token_variable_names_the_variable(tmp_path: Path) -> None:

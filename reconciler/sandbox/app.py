@@ -18,7 +18,7 @@ from reconciler.sandbox.rules import Unprocessable
 from reconciler.sandbox.settings import SandboxSettings
 from reconciler.sandbox.state import SandboxState
 from reconciler.sandbox.store import Store
-from reconciler.sandbox.traffic import TrafficMiddleware
+from reconciler.sandbox.traffic import TrafficMiddleware, printer
 from reconciler.sandbox.wire import BadRequest, NotFound, bad_request, message, unprocessable
 
 
@@ -63,5 +63,6 @@ def create_app(settings: SandboxSettings | None = None, store: Store | None = No
     # add_middleware puts the last one outermost
     app.add_middleware(GateMiddleware, settings=lambda: state.settings, limiter=state.limiter)
     app.add_middleware(FaultMiddleware, faults=lambda: state.faults)
-    app.add_middleware(TrafficMiddleware, traffic=state.traffic)
+    app.add_middleware(TrafficMiddleware, traffic=state.traffic,
+                       on_done=printer() if settings.log_requests else None)
     return app

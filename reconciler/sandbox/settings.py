@@ -53,6 +53,10 @@ class SandboxSettings:
     limit_max: int = 100
     limit_clamp: bool = True
 
+    # Print one line per request to stderr (method, path, status, duration, injected fault). The
+    # request headers, and so the token, are never printed.
+    log_requests: bool = False
+
     # DESIGN §4 fault SPEC (e.g. "429=0.2,drop=0.05,latency=100ms") and its seed; "" = no faults.
     faults: str = ""
     fault_seed: int | None = None

@@ -1,0 +1,121 @@
+"""The README says what the code does (issue 10, acceptance 6): its commands run, its tables of
+commands, options and target errors match the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from reconciler.cli import cli
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BIN = Path(sys.executable).parent
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end != -1 else None]
+
+
+def _run(cwd: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env)
+    return subprocess.run(shlex.split(command), cwd=cwd, env=environ, capture_output=True, text=True, timeout=120)
+
+
+def test_the_main_job_runs_as_written_even_in_ci(tmp_path: Path) -> None:
+    block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert block is not None
+    first = next(line for line in block.group(1).splitlines() if line and not line.startswith("#"))
+    steps = [s.strip() for s in first.split("&&")]
+    assert steps[:3] == ["python3 -m venv .venv", ". .venv/bin/activate", "pip install -e ."]
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    outputs = []
+    for step in steps[3:]:
+        r = _run(tmp_path, step, {"CI": "true"})
+        assert r.returncode == 0, (step, r.stdout, r.stderr)
+        outputs.append(r.stdout)
+    assert len(outputs) == 3
+    assert "Plan: 1 to add" in outputs[0]
+    assert "Apply complete!" in outputs[1]
+    assert "No changes. The account matches the files." in outputs[2]
+
+
+def test_the_test_command_is_what_ci_runs() -> None:
+    block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert block is not None
+    lines = [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+    test_command = lines[1].split("&& ", 3)[-1]
+    assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def _commands() -> dict[str, click.Command]:
+    out: dict[str, click.Command] = {"reconciler": cli}
+
+    def walk(group: click.Group, prefix: str) -> None:
+        for name, command in group.commands.items():
+            out[f"{prefix} {name}"] = command
+            if isinstance(command, click.Group):
+                walk(command, f"{prefix} {name}")
+
+    walk(cli, "reconciler")
+    return out
+
+
+ROWS = re.findall(r"^\| `(reconciler[^`]*)` \|", _section("Commands"), re.M)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_every_command_and_option_in_the_table_exists(row: str) -> None:
+    commands = _commands()
+    words = row.replace("\\|", "|").split()
+    path = "reconciler"
+    for word in words[1:]:
+        if f"{path} {word}" in commands:
+            path = f"{path} {word}"
+        else:
+            break
+    command = commands[path]
+    options = {opt for p in command.params for opt in p.opts}
+    for option in re.findall(r"(--[a-z][a-z-]*)", row):
+        assert option in options, f"{path} has no {option}"
+
+
+TARGET_ROWS = {
+    # row of the README's Targets table -> how to reproduce it
+    "`CI` is set": (["plan"], {"CI": "true", "AC_API_TOKN": "typo"}, None),
+    "defines environments": (["plan"], {}, "environments:\n  staging: {url: https://a.api-us1.com}\n"
+                                           "  production: {url: https://b.api-us1.com}\n"),
+    "`--config PATH`": (["--config", "PATH", "plan"], {}, None),
+    "a token variable set but no URL": (["plan"], {"AC_API_TOKEN": "x"}, None),
+    "`--env` given twice": (["apply", "--env", "staging", "--env", "production"], {},
+                            "environments:\n  staging: {url: https://a.api-us1.com}\n"
+                            "  production: {url: https://b.api-us1.com}\n"),
+    "`--target`/`--exclude`": (["plan", "--sandbox", "--target", "nope"], {}, None),
+}
+
+
+@pytest.mark.parametrize("row", sorted(TARGET_ROWS))
+def test_the_targets_table_quotes_the_real_errors(row: str, tmp_path: Path) -> None:
+    table = _section("Targets")
+    line = next(x for x in table.splitlines() if x.startswith("| ") and row in x)
+    quoted = line.rsplit("| `", 1)[1].rstrip("` |")
+    args, env, config = TARGET_ROWS[row]
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    if config:
+        (tmp_path / "reconciler.yaml").write_text(config, encoding="utf-8")
+    r = _run(tmp_path, "reconciler " + " ".join(shlex.quote(a) for a in args), env)
+    assert r.returncode == 1
+    actual = r.stderr.strip().splitlines()[-1]
+    for part in quoted.split("…"):
+        assert part.strip() in actual, (quoted, actual)
