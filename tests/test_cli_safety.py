@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import stat
@@ -370,3 +371,106 @@ def test_export_of_an_empty_account_says_so(tmp_path: Path) -> None:
     assert r.code == 0, r.err
     assert r.out == "The account has no schemas: nothing to export.\n"
     assert not (work / "schemas").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hints, waits, deadline and rate through the real CLI
+
+
+def test_a_refused_token_names_the_variable_it_came_from(tmp_path: Path) -> None:
+    with running_sandbox(SandboxSettings(token=TOKEN, rate_limit=0)) as sb:
+        work = project(tmp_path, config=f"environments:\n  staging: {{url: '{sb.url}', token_env: AC_STAGING_TOKEN}}\n")
+        r = reconciler(work, "plan", "--env", "staging", env={"AC_STAGING_TOKEN": "tok-WRONG-but-long"})
+    assert r.code == 1
+    assert len(r.lines) == 1
+    assert "$AC_STAGING_TOKEN" in r.lines[0] and "refused the token" in r.lines[0]
+    assert "tok-WRONG" not in r.err
+
+
+def test_a_404_on_the_schema_list_suggests_the_url(tmp_path: Path) -> None:
+    with running_sandbox(SandboxSettings(token=TOKEN, rate_limit=0)) as sb:
+        work = project(tmp_path)
+        r = reconciler(work, "plan", env={"AC_API_URL": sb.url + "/wrong/prefix", "AC_API_TOKEN": TOKEN})
+    assert r.code == 1
+    assert len(r.lines) == 1
+    assert "no Custom Objects API at" in r.lines[0] and "check the account URL" in r.lines[0]
+
+
+def test_timeout_ends_the_command_in_time_with_one_line(tmp_path: Path) -> None:
+    with running_sandbox(SandboxSettings(token=TOKEN, rate_limit=0, faults="latency=5s")) as sb:
+        work = project(tmp_path)
+        started = time.monotonic()
+        r = reconciler(work, "plan", "--timeout", "1", env={"AC_API_URL": sb.url, "AC_API_TOKEN": TOKEN})
+        took = time.monotonic() - started
+    assert r.code == 1
+    assert took < 4, f"{took:.1f} s"
+    assert r.lines[-1].startswith("Error: gave up: the 1 s --timeout was reached during GET /customObjects/schemas")
+
+
+def test_a_long_wait_is_announced_on_stderr(tmp_path: Path) -> None:
+    from tests.test_client_hostile import FakeApi, response
+
+    calls = []
+
+    def handler(request: object) -> bytes:
+        calls.append(request)
+        if len(calls) == 1:
+            return response(429, {"message": "Too Many Requests"}, headers={"Retry-After": "3"})
+        return response(200, {"schemas": [], "meta": {"total": 0}})
+
+    with FakeApi(handler) as api:
+        work = project(tmp_path)
+        r = reconciler(work, "plan", "--detailed-exitcode", env={"AC_API_URL": api.url, "AC_API_TOKEN": TOKEN})
+    assert r.code == 2, r.err
+    waits = [line for line in r.lines if line.startswith("account asked to wait")]
+    assert len(waits) == 1 and re.search(r"retrying at \d\d:\d\d:\d\d$", waits[0]), r.err
+
+
+def test_apply_converges_when_the_account_shares_its_budget(tmp_path: Path) -> None:
+    with running_sandbox(SandboxSettings(token=TOKEN, rate_limit=1, faults="429=0.2", fault_seed=3)) as sb:
+        work = project(tmp_path)
+        env = {"AC_API_URL": sb.url, "AC_API_TOKEN": TOKEN}
+        r = reconciler(work, "apply", "--auto-approve", "--rate", "1", env=env, timeout=120)
+        assert r.code == 0, r.out + r.err
+        assert "Apply complete!" in r.out
+        assert reconciler(work, "plan", "--detailed-exitcode", env=env, timeout=120).code == 0
+
+
+def test_fmt_check_diff_prints_a_unified_diff_and_writes_nothing(tmp_path: Path) -> None:
+    work = project(tmp_path)
+    path = work / "schemas" / "orders.yaml"
+    path.write_text(SEED.replace("kind: CustomObjectSchema\nslug: online-order\n",
+                                 "slug: online-order\nkind: CustomObjectSchema\n"), encoding="utf-8")
+    before = path.read_bytes()
+    r = reconciler(work, "fmt", "--check", "--diff")
+    assert r.code == 1
+    assert "--- a/schemas/orders.yaml" in r.out and "+++ b/schemas/orders.yaml" in r.out
+    moved = {line[1:] for line in r.out.splitlines() if line[:1] in "+-" and line[1:2] not in "+-"}
+    assert moved & {"kind: CustomObjectSchema", "slug: online-order"}, r.out
+    assert r.out.rstrip().endswith("would reformat schemas/orders.yaml")
+    assert path.read_bytes() == before
+    assert reconciler(work, "fmt").code == 0
+    assert reconciler(work, "fmt", "--check").code == 0
+
+
+def test_fmt_refuses_an_invalid_file_and_writes_nothing(tmp_path: Path) -> None:
+    work = project(tmp_path)
+    path = work / "schemas" / "orders.yaml"
+    path.write_text(SEED.replace("kind: CustomObjectSchema\nslug: online-order\n",
+                                 "slug: online-order\nkind: CustomObjectSchema\n")
+                    .replace("type: number", "type: numbr"), encoding="utf-8")
+    before = path.read_bytes()
+    r = reconciler(work, "fmt")
+    assert r.code == 1
+    assert "unknown field type 'numbr'" in r.err
+    assert path.read_bytes() == before
+
+
+def test_export_elsewhere_leaves_no_stray_files(tmp_path: Path) -> None:
+    work = project(tmp_path)
+    assert reconciler(work, "apply", "--sandbox", "--auto-approve").code == 0
+    r = reconciler(work, "export", "--sandbox", "--out-dir", str(tmp_path / "exported"))
+    assert r.code == 0, r.err
+    assert (tmp_path / "exported" / "online-order.yaml").exists()
+    assert not (work / "json-schema").exists()
+    assert not (tmp_path / "json-schema").exists()
