@@ -759,7 +759,9 @@ def _interrupts(control: Any) -> Iterator[None]:
     finally:
         for sig in installed:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)  # puts back SIG_DFL for SIGTERM, not our handler:
+        if signal.SIGTERM in installed:
+            signal.signal(signal.SIGTERM, _sigterm)  # the rest of the command stops as on Ctrl-C
 
 
 async def _apply(g: Globals, target: Target, the_plan: Plan, desired: LoadedSchemas, options: PlanOptions,
