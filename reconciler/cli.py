@@ -888,8 +888,7 @@ def json_schema_cmd(g: Globals, kind: str, write: bool) -> int:
     from reconciler.json_schema import json_schema_text, write_copies
 
     if write:
-        root = (g.config or Path("reconciler.yaml")).resolve().parent
-        written = write_copies(root)
+        written = write_copies(_project(g).root)  # a --config that does not exist is an error here too
         for path in written:
             click.echo(f"wrote {path}")
         if not written:

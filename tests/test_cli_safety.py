@@ -85,15 +85,19 @@ COMMANDS = {
     "apply": ["apply", "--auto-approve"],
     "drift": ["drift"],
     "export": ["export"],
+    "json-schema --write": ["json-schema", "--write"],
 }
 #: Commands that never contact an account: CI and environments do not concern them.
-OFFLINE = {"validate", "fmt", "fmt --check"}
+OFFLINE = {"validate", "fmt", "fmt --check", "json-schema --write"}
+
+#: Commands that do not read the schemas directory (export writes it; json-schema writes next to it).
+NO_DIR = {"export", "json-schema --write"}
 
 SETUPS = {
     # name: (project kwargs, extra args before the command, environment, expected line part, applies to)
-    "missing dir": ({"schemas": False}, [], {}, "no schema directory schemas/", set(COMMANDS) - {"export"}),
-    "typo in --dir": ({}, ["--dir", "schema"], {}, "no schema directory schema/", set(COMMANDS) - {"export"}),
-    "empty dir": ({"files": False}, [], {}, "holds no schema file", set(COMMANDS) - {"export"}),
+    "missing dir": ({"schemas": False}, [], {}, "no schema directory schemas/", set(COMMANDS) - NO_DIR),
+    "typo in --dir": ({}, ["--dir", "schema"], {}, "no schema directory schema/", set(COMMANDS) - NO_DIR),
+    "empty dir": ({"files": False}, [], {}, "holds no schema file", set(COMMANDS) - NO_DIR),
     "missing config": ({}, ["--config", "missing.yaml"], {}, "missing.yaml: no such project file", set(COMMANDS)),
     "CI with no target": ({}, [], {"CI": "true", "AC_API_TOKN": "typo"}, "CI is set and no account is configured",
                           set(COMMANDS) - OFFLINE),
