@@ -1,6 +1,8 @@
 """The embedded ActiveCampaign Custom Objects emulator (FastAPI + SQLite).
 
 It plays the vendor: nothing here imports from ``reconciler`` outside ``reconciler.sandbox``.
+Every behaviour the API docs leave open is a named switch of :class:`SandboxSettings`, described by
+the registry in ``quirks.py``; ``SandboxSettings.from_profile("documented" | "pessimistic")`` bundles them.
 FastAPI and uvicorn are imported lazily, on first use of ``create_app`` / ``serve`` / ``running_sandbox``.
 """
 

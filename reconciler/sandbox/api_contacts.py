@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reconciler.sandbox import openapi
 from reconciler.sandbox.state import state_of
 from reconciler.sandbox.wire import json_response, read_json_object
 
@@ -21,7 +22,7 @@ INVALID = {"errors": [{"title": "Contact Email Address is not valid.", "code": "
 KEPT = ("firstName", "lastName", "phone")
 
 
-@router.post("/api/3/contact/sync")
+@router.post("/api/3/contact/sync", openapi_extra=openapi.operation(body="contact"))
 async def sync_contact(request: Request) -> Response:
     store = state_of(request).store
     body = await read_json_object(request)
@@ -33,16 +34,17 @@ async def sync_contact(request: Request) -> Response:
         return json_response(INVALID, 422)
     email = email.strip()
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    doc = store.get_contact_by_email(email)
-    created = doc is None
-    if doc is None:
-        doc = {"email": email, "firstName": "", "lastName": "", "phone": "", "cdate": now,
-               "hash": hashlib.md5(email.lower().encode()).hexdigest(), "fieldValues": []}
-    for key in KEPT:  # keys left out are kept (live)
-        if isinstance(raw.get(key), (str, int)) and not isinstance(raw.get(key), bool):
-            doc[key] = str(raw[key])
-    doc["udate"] = now
-    doc = store.save_contact(doc)
+    with store.transaction():  # the look-up by email and the write against the same state
+        doc = store.get_contact_by_email(email)
+        created = doc is None
+        if doc is None:
+            doc = {"email": email, "firstName": "", "lastName": "", "phone": "", "cdate": now,
+                   "hash": hashlib.md5(email.lower().encode()).hexdigest(), "fieldValues": []}
+        for key in KEPT:  # keys left out are kept (live)
+            if isinstance(raw.get(key), (str, int)) and not isinstance(raw.get(key), bool):
+                doc[key] = str(raw[key])
+        doc["udate"] = now
+        doc = store.save_contact(doc)
     contact = {"id": doc["id"], **{k: v for k, v in doc.items() if k != "id"},
                "links": {"fieldValues": f"/api/3/contacts/{doc['id']}/fieldValues"}}
     return json_response({"contact": contact, "fieldValues": []}, 201 if created else 200)

@@ -1,4 +1,5 @@
-"""Record routes (§7): upsert (§7.2 matrix, U13, U16), get by id / externalId (U11), delete, list."""
+"""Record routes (§7): upsert (§7.2 matrix, U13, U16), get by id / externalId (U11), delete, list
+(U20 order and visibility delay; admin-only without filters)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reconciler.sandbox import clock, query, rules
-from reconciler.sandbox.state import SandboxState, state_of
+from reconciler.sandbox import clock, openapi, query, rules
+from reconciler.sandbox.state import SandboxState, is_member, state_of
 from reconciler.sandbox.store import RecordRow
 from reconciler.sandbox.values import to_number
 from reconciler.sandbox.wire import (
@@ -20,6 +21,7 @@ from reconciler.sandbox.wire import (
     NotFound,
     empty,
     json_response,
+    message,
     read_json_object,
     render_record,
 )
@@ -50,7 +52,7 @@ def _target_exists(state: SandboxState):
         ns = rel["namespace"]
         if ns in ("contacts", "accounts", "deals"):
             num = to_number(target)
-            if not isinstance(num, int) or num <= 0:
+            if not isinstance(num, int) or num <= 0:  # to_number: at most MAX_INT, what SQLite holds
                 return False
             return ns != "contacts" or state.settings.lenient_contacts or state.store.contact_exists(num)
         other = next((s for s in state.store.list_schemas() if ns in (s["slug"], s["id"])), None)
@@ -59,11 +61,19 @@ def _target_exists(state: SandboxState):
     return exists
 
 
-@router.post(BASE)
+@router.post(BASE, openapi_extra=openapi.operation(body="record"))
 async def upsert_record(request: Request, schema_id: str) -> Response:
+    """The body is read first; the matching, the checks and the write are one transaction."""
     state = state_of(request)
-    schema = _schema(state, schema_id)
     raw = rules.body_part(await read_json_object(request), "record")
+    with state.store.transaction():
+        row, schema = _upsert(state, schema_id, raw)
+    body = render_record(row, schema, guide=state.settings.upsert_response == "guide")
+    return json_response({"record": body}, 201)  # U13: 201 for create and update
+
+
+def _upsert(state: SandboxState, schema_id: str, raw: Mapping[str, Any]) -> tuple[RecordRow, dict[str, Any]]:
+    schema = _schema(state, schema_id)
     rec_id, ext = raw.get("id"), raw.get("externalId")
     if ext is not None and (isinstance(ext, bool) or not isinstance(ext, (str, int)) or str(ext) == ""):
         raise rules.Unprocessable([rules.error("externalId", "externalId must be a non-empty string")])
@@ -79,28 +89,35 @@ async def upsert_record(request: Request, schema_id: str) -> Response:
         row = RecordRow(0, str(uuid.uuid4()), schema_id, ext, ts, ts, fields, rels or {})
     else:
         row.fields = fields  # verified live: a full replacement
-        if rels is not None:  # U16 (guess): relationships replaced only when the key is present
+        if rels is not None:  # U16 (guess): relationships replaced when the key is present ...
             row.relationships = rels
+        elif not state.settings.upsert_keeps_relationships:  # ... and, in the other reading, cleared
+            row.relationships = {}
         row.updated = ts
     types = {f["id"]: f["type"] for f in schema["fields"]}
     state.store.save_record(row, types)
-    body = render_record(row, schema, with_id=not state.settings.omit_id_in_upsert_response)
-    return json_response({"record": body}, 201)  # U13: 201 for create and update
+    return row, schema
 
 
-@router.get(BASE)
+@router.get(BASE, openapi_extra=openapi.operation(openapi.RECORD_LIST_QUERY))
 async def list_records(request: Request, schema_id: str) -> Response:
+    """Admin users only without ``filters[...]`` (S11): a member token gets 403 (the body is a guess).
+    U20: shuffled per request (``list_order``) unless ``orders[...]``; new records hidden for
+    ``list_visibility_delay_s``."""
     state = state_of(request)
     schema = _schema(state, schema_id)
     filters, orders = query.parse(request.query_params.multi_items())
+    if is_member(request) and not filters:
+        return message(403)
     page = query.paging(request.query_params, state.settings)
     created_before = None
     if state.settings.list_visibility_delay_s > 0:  # U20
         delay_ns = int(state.settings.list_visibility_delay_s * 1e9)
         created_before = clock.format_ns(time.time_ns() - delay_ns)
+    shuffle = state.shuffle_key() if state.settings.list_order == "shuffled" and not orders else None
     total, rows = state.store.list_records(
         schema_id, query.record_conds(filters, schema), query.record_orders(orders, schema),
-        page.limit, page.offset, created_before,
+        page.limit, page.offset, created_before, shuffle,
     )
     return json_response({
         "records": [render_record(r, schema) for r in rows],

@@ -19,10 +19,13 @@ import asyncio
 import random
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reconciler.sandbox.gate import retry_after
+from reconciler.sandbox.settings import SandboxSettings
 from reconciler.sandbox.traffic import READS, mark_fault
 from reconciler.sandbox.wire import message_bytes
 
@@ -104,9 +107,10 @@ async def _close_connection(receive: Receive) -> None:
 class FaultMiddleware:
     """Applies ``faults()`` (looked up per request, so faults can be switched at run time)."""
 
-    def __init__(self, app: ASGIApp, faults: object) -> None:
+    def __init__(self, app: ASGIApp, faults: object, settings: Callable[[], SandboxSettings] | None = None) -> None:
         self.app = app
         self.faults = faults  # a callable returning Faults | None
+        self.settings = settings  # the 429's Retry-After is the limiter's (retry_after_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         faults: Faults | None = self.faults() if scope["type"] == "http" else None  # type: ignore[operator]
@@ -124,7 +128,7 @@ class FaultMiddleware:
             body = message_bytes(status)
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             if status == 429:
-                headers.append((b"retry-after", b"1"))
+                headers.append((b"retry-after", retry_after(self.settings()) if self.settings else b"1"))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         elif kind == "drop":

@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.sandbox import clock
 from reconciler.sandbox.settings import SandboxSettings
 from reconciler.sandbox.store import ROOT_COLUMNS, Cond, Order
-from reconciler.sandbox.values import NUMERIC_TYPES, to_number
+from reconciler.sandbox.values import MAX_INT, NUMERIC_TYPES, to_number
 from reconciler.sandbox.wire import BadRequest
 
 OPERATORS = ("eq", "lt", "lte", "gt", "gte", "contains", "in", "blank", "not_blank")
@@ -70,6 +70,8 @@ def paging(params: Mapping[str, str], settings: SandboxSettings) -> Paging:
         raise BadRequest("limit/offset") from exc
     if not settings.limit_clamp and (limit < 1 or limit > settings.limit_max or offset < 0):
         raise BadRequest("limit/offset")
+    if offset > MAX_INT:  # beyond what the database pages by (a guess: the API answers 400 too)
+        raise BadRequest("offset")
     return Paging(min(max(limit, 1), settings.limit_max), max(offset, 0))
 
 

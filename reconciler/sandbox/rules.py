@@ -88,7 +88,9 @@ def slug_unique(slug: str, others: list[Mapping[str, Any]], errs: list) -> None:
 
 # -- fields ----------------------------------------------------------------------------------------
 def _options(raw: Any, fid: str, existing: list[dict] | None, settings: SandboxSettings, errs: list) -> list | None:
-    """U8: append-only options; the server assigns UUID ids; existing values keep theirs."""
+    """U8: append-only options; the server assigns UUID ids. A stored option is found by value or
+    by its server id (``options_match="value"``) or by its server id only (``"id"``: an option
+    without one is new, even when its value is a stored one's, which then holds that value twice)."""
     if not isinstance(raw, list) or not raw:
         errs.append(error("schema.fields.options", f"Field {fid} must provide options"))
         return None
@@ -106,15 +108,24 @@ def _options(raw: Any, fid: str, existing: list[dict] | None, settings: SandboxS
             errs.append(error("schema.fields.options", f"Field {fid} option values must be unique"))
             return None
         seen.add(value)
-        if value in by_value:
-            result.append(dict(by_value[value]))
-        elif isinstance(item.get("id"), str) and item["id"] in by_id:  # a rename through the server id
-            if settings.options_strict:
-                errs.append(error("schema.fields.options", f"Field {fid} options cannot be renamed or removed"))
-                return None
-            result.append({"id": item["id"], "value": value})
-        else:
+        oid = item.get("id") if isinstance(item.get("id"), str) else None
+        if settings.options_match == "value" and value in by_value:
+            match: dict[str, str] | None = by_value[value]
+        else:  # options_match "id": only the server's id finds a stored option
+            match = by_id.get(oid) if oid is not None else None
+        if match is None:
             result.append({"id": str(uuid.uuid4()), "value": value})
+            continue
+        if any(o["id"] == match["id"] for o in result):
+            errs.append(error("schema.fields.options", f"Field {fid} option ids must be unique"))
+            return None
+        if match["value"] == value:
+            result.append(dict(match))
+        elif settings.options_strict:  # a rename through the server id
+            errs.append(error("schema.fields.options", f"Field {fid} options cannot be renamed or removed"))
+            return None
+        else:
+            result.append({"id": match["id"], "value": value})
     kept = {o["id"] for o in result}
     missing = [o for o in existing if o["id"] not in kept]
     if missing and settings.options_strict:
@@ -128,8 +139,10 @@ def _options(raw: Any, fid: str, existing: list[dict] | None, settings: SandboxS
     return ordered
 
 
-def _type_props(raw: Mapping[str, Any], field: dict, settings: SandboxSettings, errs: list) -> None:
-    """scale / defaultCurrency / options: only on their types (U2)."""
+def _type_props(raw: Mapping[str, Any], field: dict, settings: SandboxSettings, errs: list,
+                replace: bool = False) -> None:
+    """scale / defaultCurrency / options: only on their types (U2). ``replace``: the options must be
+    sent again (matched against the stored ones in ``field["options"]``)."""
     fid, ftype = field["id"], field["type"]
     if raw.get("scale") is not None:
         scale = raw["scale"]
@@ -149,7 +162,7 @@ def _type_props(raw: Mapping[str, Any], field: dict, settings: SandboxSettings, 
         else:
             field["defaultCurrency"] = cur
     if ftype in OPTION_TYPES:
-        if "options" in raw or not field.get("options"):
+        if "options" in raw or not field.get("options") or replace:
             opts = _options(raw.get("options"), fid, field.get("options"), settings, errs)
             if opts is not None:
                 field["options"] = opts
@@ -163,10 +176,10 @@ def _required(raw: Mapping[str, Any], current: bool, settings: SandboxSettings, 
         if not isinstance(raw["required"], bool):
             errs.append(error("schema.fields.required", "Field required must be a boolean"))
             return current
-        return raw["required"]
+        return raw["required"] and settings.required_honoured  # required_honoured: U2/U4/C5 switch
     if settings.treat_is_required and isinstance(raw.get("isRequired"), bool):  # U4 switch
-        return raw["isRequired"]
-    return current  # U4: isRequired ignored by default
+        return raw["isRequired"] and settings.required_honoured
+    return current and settings.required_honoured  # U4: isRequired ignored by default
 
 
 def _description(raw: Mapping[str, Any], target: dict, where: str, errs: list) -> None:
@@ -190,9 +203,10 @@ def new_field(raw: Any, settings: SandboxSettings, errs: list) -> dict[str, Any]
     if labels is None:
         errs.append(error("schema.fields.labels", "Schema fields must provide labels"))
     ftype = raw.get("type")
-    if ftype not in FIELD_TYPES:
+    known = ftype in FIELD_TYPES or ftype in settings.extra_field_types
+    if not known:
         errs.append(error("schema.fields.type", f"Field type {ftype!r} is not supported"))
-    if fid is None or labels is None or ftype not in FIELD_TYPES:
+    if fid is None or labels is None or not known:
         return None
     field: dict[str, Any] = {"id": fid, "labels": labels, "type": ftype, "required": False, "inherited": False}
     field["required"] = _required(raw, False, settings, errs)
@@ -202,19 +216,32 @@ def new_field(raw: Any, settings: SandboxSettings, errs: list) -> dict[str, Any]
 
 
 def _update_field(old: dict, raw: Mapping[str, Any], settings: SandboxSettings, errs: list) -> dict:
+    """A PUT's field over the stored one: merged (``field_put_merge``, U1's recommendation) or, a
+    guess of the other reading, replacing it: what is left out falls back to its default (not
+    required, no description, no scale or currency) and type, labels and options must be sent."""
     fid = old["id"]
+    merge = settings.field_put_merge
     if raw.get("type") is not None and raw["type"] != old["type"]:
         errs.append(error("schema.fields.type", f"Field {fid}: type cannot be changed"))
         return old
-    field = copy.deepcopy(old)
-    if "labels" in raw:
-        labels = _labels(raw["labels"])
+    if not merge and raw.get("type") is None:
+        errs.append(error("schema.fields.type", f"Field {fid}: type must be provided"))
+        return old
+    if merge:
+        field = copy.deepcopy(old)
+    else:
+        field = {"id": fid, "labels": old["labels"], "type": old["type"], "required": False,
+                 "inherited": old.get("inherited", False)}
+        if old.get("options"):
+            field["options"] = copy.deepcopy(old["options"])
+    if "labels" in raw or not merge:
+        labels = _labels(raw.get("labels"))
         if labels is None:
             errs.append(error("schema.fields.labels", "Schema fields must provide labels"))
         else:
             field["labels"] = labels
-    field["required"] = _required(raw, old["required"], settings, errs)
-    _type_props(raw, field, settings, errs)
+    field["required"] = _required(raw, field["required"], settings, errs)
+    _type_props(raw, field, settings, errs, replace=not merge)
     _description(raw, field, "schema.fields.description", errs)
     if old.get("inherited") and field != old:  # U23, a guess
         errs.append(error("schema.fields", f"Field {fid} is inherited and cannot be changed"))

@@ -113,6 +113,8 @@ class RecordRow:
     relationships: dict[str, list[str]] = field(default_factory=dict)
 
 
+#: The modulus of the shuffled record order (see :meth:`Store.list_records`).
+SHUFFLE_PRIME = 2_147_483_647
 _CMP = {"eq": "=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _RECORD_COLS = "rid, id, schema_id, external_id, created, updated, fields, relationships"
 
@@ -128,6 +130,7 @@ class Store:
     def __init__(self, path: str = ":memory:") -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() in the thread holding the lock
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -145,14 +148,26 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and run one atomic transaction."""
+        """Hold the lock and run one atomic transaction (``BEGIN IMMEDIATE``: also against other
+        processes on the same file). Nested calls join the outer transaction, so an API write does
+        its reads and writes in one ``with store.transaction():`` against the latest state."""
         with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
             self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self._db
             except BaseException:
+                self._depth = 0
                 self._db.execute("ROLLBACK")
                 raise
+            self._depth = 0
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -207,14 +222,14 @@ class Store:
     def purge_deleted_fields(self, schema_id: str | None = None) -> int:
         """U9 hook: forget marked_for_deletion fields for good (their ids become free again)."""
         purged = 0
-        for doc in self.list_schemas():
-            if schema_id is not None and doc["id"] != schema_id:
-                continue
-            dead = [f["id"] for f in doc["fields"] if f.get("status") == "marked_for_deletion"]
-            if not dead:
-                continue
-            doc["fields"] = [f for f in doc["fields"] if f["id"] not in dead]
-            with self.transaction() as db:
+        with self.transaction() as db:
+            for doc in self.list_schemas():
+                if schema_id is not None and doc["id"] != schema_id:
+                    continue
+                dead = [f["id"] for f in doc["fields"] if f.get("status") == "marked_for_deletion"]
+                if not dead:
+                    continue
+                doc["fields"] = [f for f in doc["fields"] if f["id"] not in dead]
                 db.execute("UPDATE schemas SET doc = ? WHERE id = ?", (json.dumps(doc), doc["id"]))
                 for fid in dead:
                     db.execute(
@@ -224,7 +239,8 @@ class Store:
                         "UPDATE records SET fields = json_remove(fields, ?) WHERE schema_id = ?",
                         (f'$."{fid}"', doc["id"]),
                     )
-            purged += len(dead)
+                self.forget_rendered(str(doc["id"]))
+                purged += len(dead)
         return purged
 
     # -- records -------------------------------------------------------------------------------
@@ -281,10 +297,11 @@ class Store:
             db.execute("DELETE FROM record_values WHERE rid = ?", (rid,))
             db.execute("DELETE FROM records WHERE rid = ?", (rid,))
 
-    def seed_records(self, schema_id: str, records: Iterable[Mapping[str, Any]]) -> int:
+    def seed_records(self, schema_id: str, records: Iterable[Mapping[str, Any]], at_ns: int | None = None) -> int:
         """Bulk insert without HTTP or validation (tests, benchmarks). Each item:
         ``{"fields": {id: value}, "externalId"?: str, "relationships"?: {id: [ids]}}``.
-        Values should already be in stored form. Returns the number inserted."""
+        Values should already be in stored form. ``at_ns``: the first record's creation time (default
+        now). Returns the number inserted."""
         schema = self.get_schema(schema_id)
         if schema is None:
             raise KeyError(schema_id)
@@ -293,7 +310,7 @@ class Store:
         with self.transaction() as db:
             start = db.execute("SELECT COALESCE(MAX(rid), 0) FROM records").fetchone()[0]
             recs, vals = [], []
-            base_ns = clock.now_ns()
+            base_ns = clock.now_ns() if at_ns is None else at_ns
             for i, item in enumerate(records, start=start + 1):
                 fields = dict(item.get("fields") or {})
                 rels = {k: [str(v) for v in vs] for k, vs in (item.get("relationships") or {}).items()}
@@ -386,8 +403,11 @@ class Store:
         limit: int = 20,
         offset: int = 0,
         created_before: str | None = None,
+        shuffle: tuple[int, int] | None = None,
     ) -> tuple[int, list[RecordRow]]:
-        """(total matching, one page of records). Filters are ANDed; default order is insertion."""
+        """(total matching, one page of records). Filters are ANDed; default order is insertion.
+        ``shuffle=(a, b)`` (no ``orders``): the order of ``(rid * a + b) mod P``, a permutation of
+        the rids for each ``a`` in [1, P) (P = 2**31 - 1, a prime above any rid)."""
         where, params = ["r.schema_id = ?"], [schema_id]
         if created_before is not None:
             where.append("r.created <= ?")
@@ -407,6 +427,9 @@ class Store:
                     f"{order.direction}"
                 )
                 order_params.append(order.key)
+        if shuffle is not None and not order_sql:
+            order_sql.append(f"((r.rid * ?) + ?) % {SHUFFLE_PRIME}")
+            order_params.extend(shuffle)
         order_sql.append("r.rid ASC")
         where_sql = " AND ".join(where)
         with self._lock:

@@ -3,6 +3,12 @@
     with running_sandbox() as sb:
         httpx.get(sb.url + "/api/3/customObjects/schemas", headers={"Api-Token": sb.settings.token})
         sb.traffic.writes()   # the request log; sb.state.limiter.limited; sb.store.seed_records(...)
+
+End-to-end tests run under both quirk profiles with :data:`PROFILES`:
+
+    @pytest.mark.parametrize("profile", PROFILES)
+    def test_x(profile):
+        with running_sandbox(SandboxSettings.from_profile(profile, token=TOKEN, rate_limit=0)) as sb: ...
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.sandbox.quirks import PROFILES
 from reconciler.sandbox.settings import SandboxSettings
+
+__all__ = ["PROFILES", "RunningSandbox", "running_sandbox"]
 
 
 @dataclass

@@ -18,6 +18,8 @@ NUMERIC_TYPES = frozenset({"number", "decimal", "currency"})
 OPTION_TYPES = frozenset({"dropdown", "multiselect"})
 _NUMBER = re.compile(r"^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _INT = re.compile(r"^\s*-?\d+\s*$")
+#: Integers beyond this are not numbers here (a guess: SQLite and a double hold no more).
+MAX_INT = 2**63 - 1
 
 
 def undefined_value(field_id: str) -> str:
@@ -28,13 +30,15 @@ def to_number(value: Any) -> int | float | None:
     """A JSON number or numeric string as int/float; None when it is not a finite number."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and _NUMBER.match(value):
+        try:
+            value = int(value) if _INT.match(value) else float(value)
+        except ValueError:  # more digits than Python converts
+            return None
     if isinstance(value, int):
-        return value
+        return value if abs(value) <= MAX_INT else None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, str) and _NUMBER.match(value):
-        num = int(value) if _INT.match(value) else float(value)
-        return num if isinstance(num, int) or math.isfinite(num) else None
     return None
 
 
@@ -77,7 +81,14 @@ def coerce(field: Mapping[str, Any], value: Any) -> Any:
         if not isinstance(items, list) or any(not isinstance(v, str) or v not in allowed for v in items):
             raise ValueError(undefined_value(fid))
         return list(dict.fromkeys(items))
-    raise ValueError(f"{fid} has an unsupported type")
+    # a type beyond the documented ones (SandboxSettings.extra_field_types): a guess at its values
+    if ftype == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError(f"{fid} must be true or false")
+        return value
+    if isinstance(value, (str, bool)) or to_number(value) is not None:
+        return value
+    raise ValueError(f"{fid} must be a single value")
 
 
 def _field_rows(ftype: str, value: Any) -> Iterator[tuple[str | None, float | None]]:
@@ -88,6 +99,8 @@ def _field_rows(ftype: str, value: Any) -> Iterator[tuple[str | None, float | No
         yield (str(value), None if num is None else float(num))
     elif ftype == "datetime":
         yield (value, clock.epoch(value))
+    elif isinstance(value, bool):
+        yield ("true" if value else "false", None)
     elif isinstance(value, list):
         for item in value:
             yield (str(item), None)

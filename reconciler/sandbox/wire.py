@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 ICON = "https://d226aj4ao1t61q.cloudfront.net/n9mayqo2d_customobject.png"
 BAD_REQUEST = {"errors": [{"status": 400, "title": "Bad Request"}]}
-_MESSAGES = {403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+_MESSAGES = {403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large", 429: "Too Many Requests",
              500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
@@ -23,16 +23,51 @@ class NotFound(Exception):
     """Answered 404 ``{"message":"Not Found"}``."""
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; anything else (malformed, not an object) is a 400."""
-    raw = await request.body()
+class BodyTooLarge(Exception):
+    """Answered 413 ``{"message":"Payload Too Large"}`` (the status is a guess: nothing is published)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of arrays and objects (iterative: a deep body cannot exhaust the stack)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
+    """A request body as a JSON object; malformed JSON (NaN and Infinity included), JSON nested
+    deeper than ``max_depth`` (a guess at a limit the API must have) or not an object is a 400."""
     try:
-        body = json.loads(raw or b"null")
+        body = json.loads(raw or b"null", parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("Malformed JSON body") from exc
+    except RecursionError as exc:
+        raise BadRequest("Malformed JSON body: nested too deeply") from exc
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")
+    if _depth(body) > max_depth:
+        raise BadRequest("Malformed JSON body: nested too deeply")
     return body
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object (see :func:`parse_json_object`); the size limit is the
+    gate's (``BodyTooLarge`` from ``receive``)."""
+    return parse_json_object(await request.body(), request.app.state.sandbox.settings.max_body_depth)
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -101,15 +136,17 @@ def rendered_schema_json(cache: dict[tuple[str, bool], tuple[str, str]], schema_
     return text
 
 
-def render_record(row: Any, schema: Mapping[str, Any], with_id: bool = True) -> dict[str, Any]:
-    """The §7.1 record shape; values of deleted fields are hidden; relationship ids are strings."""
+def render_record(row: Any, schema: Mapping[str, Any], guide: bool = False) -> dict[str, Any]:
+    """The §7.1 record shape; values of deleted fields are hidden; relationship ids are strings.
+    ``guide``: the upsert 201 of the live report (C1, U13), without ``id`` and timestamps."""
     live = {f["id"] for f in schema["fields"] if f.get("status") != "marked_for_deletion"}
-    out: dict[str, Any] = {"id": row.id} if with_id else {}
+    out: dict[str, Any] = {} if guide else {"id": row.id}
     if row.external_id is not None:
         out["externalId"] = row.external_id
     out["schemaId"] = row.schema_id
     out["fields"] = [{"id": k, "value": v} for k, v in row.fields.items() if k in live]
     out["relationships"] = row.relationships
-    out["createdTimestamp"] = row.created
-    out["updatedTimestamp"] = row.updated
+    if not guide:
+        out["createdTimestamp"] = row.created
+        out["updatedTimestamp"] = row.updated
     return out

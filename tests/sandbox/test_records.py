@@ -47,14 +47,6 @@ def test_upsert_matrix() -> None:
         assert c.get(base).json()["meta"]["total"] == 3
 
 
-def test_upsert_response_can_omit_id() -> None:
-    with asgi_client(quiet_settings(omit_id_in_upsert_response=True)) as c:
-        base, _ = setup(c)
-        rec = post(c, base, externalId="e").json()["record"]
-        assert "id" not in rec and rec["externalId"] == "e"
-        assert "id" in c.get(f"{base}/external/e").json()["record"]
-
-
 def test_values_are_coerced() -> None:
     with asgi_client() as c:
         base, _ = setup(c)
