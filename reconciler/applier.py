@@ -50,6 +50,7 @@ from typing import Any
 from reconciler.client import Client, normalize_base_url
 from reconciler.errors import (
     ApiError,
+    AuthenticationFailed,
     ConfigError,
     DeadlineExceeded,
     NotFound,
@@ -73,13 +74,14 @@ from reconciler.plan import (
 from reconciler.plan import desired_digest as digest_of_desired
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
-from reconciler.wire import field_to_api, relationship_to_api
+from reconciler.wire import field_to_api, field_update_to_api, relationship_to_api
 
 __all__ = [
     "UNKNOWN",
     "ApplyControl",
     "ApplyRefused",
     "ApplyResult",
+    "NeedsAdmin",
     "PlanMismatch",
     "PreflightFailed",
     "PreflightIncomplete",
@@ -131,6 +133,20 @@ class PreflightIncomplete(ReconcilerError):
         self.failures = list(failures)
         what = "; ".join(f"could not preflight the update of {slug}: {exc}" for slug, exc in self.failures)
         super().__init__(f"{what}; nothing was changed")
+
+
+class NeedsAdmin(PreflightFailed):
+    """The plan deletes fields, which only admin users may do (ac-api.md §2), and the account refused
+    this token a read that only admin users may make (a records list without a filter, §7.4):
+    nothing was written. That a token refused one is refused the other is our inference; when the
+    read is allowed, the deletes are tried and a refusal is reported by their steps."""
+
+    def __init__(self, subjects: Sequence[str], exc: AuthenticationFailed):
+        self.failures = [(subjects[0].split(".")[0], exc)]
+        self.subjects = list(subjects)
+        more = f" and {len(subjects) - 1} more" if len(subjects) > 1 else ""
+        ReconcilerError.__init__(self, f"deleting field {subjects[0]}{more} needs an admin user's API token, and "
+                                       f"the account refused this one an admin-only read ({exc})")
 
 
 def race_message(slug: str) -> str:
@@ -237,22 +253,10 @@ class StepResult:
     race: bool = False
 
 
-def _options_body(c: UpdateField) -> list[dict[str, str]] | None:
-    """The options of an update: the live ones in the live order, then the added ones.
-
-    Options are append-only (ac-api.md U8) and the API cannot reorder (the planner ignores order):
-    sending the file's order could reorder the live options, or read as a rename.
-    """
-    assert c.after is not None
-    if not c.after.type.has_options:
-        return None
-    live = c.before.option_values if isinstance(c.before, Field) else ()
-    values = list(live) + [v for v in c.after.option_values if v not in live]
-    return [{"value": v} for v in values]
-
-
 def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
-    """One PUT body for all of a schema's in-place changes (the API merges fields by id)."""
+    """One PUT body for all of a schema's in-place changes. Fields the PUT leaves out are kept (the
+    API merges fields by id, U1); each field in it is sent whole (:func:`field_update_to_api`): the
+    API may replace a field given in a PUT rather than merge it (undocumented)."""
     body: dict[str, Any] = {}
     for c in changes:
         if isinstance(c, UpdateSchema):
@@ -264,16 +268,12 @@ def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
                 body["labels"] = {"singular": after.labels.singular, "plural": after.labels.plural}
             if "description" in c.changed:
                 body["description"] = after.description or ""  # "" clears it (the API merges)
-        elif isinstance(c, (AddField, UpdateField)):
+        elif isinstance(c, UpdateField):
+            assert isinstance(c.after, Field) and isinstance(c.before, Field)
+            body.setdefault("fields", []).append(field_update_to_api(c.after, c.before, c.changed))
+        elif isinstance(c, AddField):
             assert c.after is not None
-            wire = field_to_api(c.after)
-            if isinstance(c, UpdateField):
-                if "description" in c.changed and c.after.description is None:
-                    wire["description"] = ""  # the API merges: an omitted description would be kept
-                options = _options_body(c)
-                if options is not None:
-                    wire["options"] = options
-            body.setdefault("fields", []).append(wire)
+            body.setdefault("fields", []).append(field_to_api(c.after))
         elif isinstance(c, (AddRelationship, UpdateRelationship)):
             assert c.after is not None
             wire = relationship_to_api(c.after)
@@ -529,6 +529,16 @@ class ApplyResult:
     verify_error: str | None = None  # the account could not be read back after the writes
     interrupted: bool = False  # stop or abort was set during the run (never verified then)
     aborted: bool = False  # abort cancelled the requests in flight
+    #: fields written as required that the account kept as not required (``slug.field-id``): the
+    #: account ignores ``required``; the verification accepted those differences
+    required_ignored: tuple[str, ...] = ()
+
+    @property
+    def required_line(self) -> str | None:
+        """``the account ignores required: orders.order-number, … (managed as not required)``, or ``None``."""
+        if not self.required_ignored:
+            return None
+        return f"the account ignores required: {', '.join(self.required_ignored)} (managed as not required)"
 
     @property
     def failed(self) -> list[StepResult]:
@@ -679,15 +689,18 @@ class _Run:
         self.locks: dict[str, asyncio.Lock] = {}
         self.pairing = asyncio.Lock()  # held from a step's race-check GET until its write is queued
         self.halted = False  # a step failed: start nothing new
+        self.required_ignored: dict[str, None] = {}  # slug.field-id sent required, kept not required
 
     # -- the phases -----------------------------------------------------------------------------
 
     async def main(self) -> ApplyResult:
+        given = self.plan  # a saved plan's record counts are not made again by the re-plan
         if self.saved:
             self.plan = await self._verify_saved()
         self._set_steps(self.plan)
         self.expected = _expected_fingerprints(self.plan)
         if self.steps and not self.control.interrupted:
+            await self._check_admin(given)
             await preflight(self.client, self._stages)
         for indices in self._stage_indices:
             if self._stopping():
@@ -733,6 +746,40 @@ class _Run:
             raise PlanMismatch(f"Saved plan does not match what the files and the account give now: {where} "
                                "(the file was edited, or made with other settings); plan again and review it")
         return again
+
+    async def _check_admin(self, counted: Plan) -> None:
+        """Raise :class:`NeedsAdmin` before any write when the plan deletes fields and the token is
+        refused an admin-only read. A plan whose record counts were had (``counted``: a schema's
+        total is an unfiltered records list) needs no further read; otherwise one count is asked for."""
+        deletes = [c for c in self.plan.changes if isinstance(c, DeleteField) and not c.blocked and c.schema_id]
+        if not deletes:
+            return
+        if any(f.impact is not None and f.impact.total is not None
+               for c in counted.changes if isinstance(c, DeleteField) for f in c.findings):
+            return  # the plan's counts were read with this account's admin-only list
+        try:
+            assert deletes[0].schema_id is not None
+            await self.client.count_records(deletes[0].schema_id)
+        except AuthenticationFailed as exc:
+            if exc.needs_admin:
+                raise NeedsAdmin([c.subject for c in deletes], exc) from None
+        except (ApiError, DeadlineExceeded):
+            return  # not a permission answer: the deletes are tried, their steps report
+
+    def _detect_required(self, step: Step, answer: Schema | None) -> None:
+        """Fields this step sent with ``required: true`` that the account's answer shows not required:
+        the account ignores ``required``. From then on this run plans without it (the planner's
+        ``required_managed``), so the read-backs and the verification accept those differences."""
+        if answer is None:
+            return
+        sent = _sent_required(step)
+        found = [f"{step.slug}.{fid}" for fid in sent if (f := answer.field(fid)) is not None and not f.required]
+        if not found:
+            return
+        self.required_ignored.update(dict.fromkeys(found))
+        if self.options.required_managed:
+            self.options = dataclasses.replace(self.options, required_managed=False,
+                                               required_reason="detected by this apply")
 
     def _stopping(self) -> bool:
         return self.halted or self.control.interrupted
@@ -811,6 +858,7 @@ class _Run:
         except Exception as exc:  # any failure stops new writes and is reported
             return await self._failed_write(i, exc, result)
         self.writing.discard(i)
+        self._detect_required(step, after)
         if after is not None and after.id is not None:
             # A guess, true of the sandbox: the write's answer (PUT and field DELETE with
             # ?showFields=all; the create's POST, for which showFields is not documented) shows the
@@ -895,6 +943,7 @@ class _Run:
         result = ApplyResult(results=[r if r is not None else StepResult(s, "not started")
                                       for s, r in zip(self.steps, self.results, strict=True)])
         result.interrupted = self.control.interrupted
+        result.required_ignored = tuple(self.required_ignored)
         if result.interrupted:  # never verified: the user asked to stop, not to wait for a read
             if not (result.failed or result.not_started or result.unknown):
                 result.verify_error = "the run was interrupted before the account was read back"
@@ -902,17 +951,60 @@ class _Run:
         if result.stopped and not result.unknown:  # failed or raced: nothing open to settle
             return result
         try:
-            live_after = {s.slug: s for s in await self.client.list_schemas()}
+            live_after = await self._read_after()
         except (ApiError, DeadlineExceeded) as exc:  # the writes are done: report them, unverified
             result.verify_error = str(exc)
             return result
         again = make_plan(self.desired, live_after, self.options)
+        if again.has_changes and self._required_only(result, again):
+            again = make_plan(self.desired, live_after, self.options)  # now without required
+        result.required_ignored = tuple(self.required_ignored)
         result.verified = not again.has_changes and not again.has_errors
         if not result.verified:
             result.remaining = again
             self._changed_after(result, again, live_after)
         self._settle(result, again)
         return result
+
+    async def _read_after(self) -> dict[str, Schema]:
+        """The account after the writes, by slug: the list, and each schema this run wrote or deleted
+        read by id where the list does not show what our last write to it left. The API's lists may
+        lag the writes (eventual consistency is reported for record lists, S10; for schema lists it
+        is not documented); a read by id is taken to be current (a guess)."""
+        listed = await self.client.list_schemas()
+        by_id = {s.id: s for s in listed if s.id is not None}
+        deleted = {r.step.schema_id for r in self.results if r is not None and r.status == "done"
+                   and r.step.method == "delete-schema" and r.step.schema_id is not None}
+        check = [sid for sid in self.last_write
+                 if sid not in deleted and (sid not in by_id or fingerprint(by_id[sid]) != self.expected.get(sid))]
+        check += [sid for sid in deleted if sid in by_id]
+
+        async def current(schema_id: str) -> tuple[str, Schema | None]:
+            try:
+                return schema_id, await self.client.get_schema(schema_id)
+            except NotFound:
+                return schema_id, None
+
+        for schema_id, now in await asyncio.gather(*(current(sid) for sid in check)):
+            if now is None:
+                by_id.pop(schema_id, None)
+            else:
+                by_id[schema_id] = now
+        return {s.slug: s for s in (*by_id.values(), *(s for s in listed if s.id is None))}
+
+    def _required_only(self, result: ApplyResult, final: Plan) -> bool:
+        """The verification's read shows fields that a done step sent with ``required: true`` as not
+        required (the write's answer did not say): the account ignores ``required``. True when such
+        fields were found (and this run now plans without ``required``)."""
+        sent = {f"{r.step.slug}.{fid}" for r in result.results if r.status == "done" for fid in _sent_required(r.step)}
+        found = [c.subject for c in final.changes if isinstance(c, UpdateField) and c.changed == ("required",)
+                 and c.subject in sent and c.after is not None and c.after.required]
+        if not found or not self.options.required_managed:
+            return False
+        self.required_ignored.update(dict.fromkeys(found))
+        self.options = dataclasses.replace(self.options, required_managed=False,
+                                           required_reason="detected by this apply")
+        return True
 
     def _changed_after(self, result: ApplyResult, final: Plan, live: Mapping[str, Schema]) -> None:
         """A schema we wrote that is not as the files say, and not as our last write left it: changed
@@ -957,6 +1049,15 @@ class _Run:
         return ApplyResult(results=results, interrupted=True, aborted=True,
                            verify_error="the run was aborted before the account was read back"
                            if all(r.status == "done" for r in results) else None)
+
+
+def _sent_required(step: Step) -> list[str]:
+    """Ids of the fields the step's write sends with ``required: true``."""
+    if step.method == "create" and step.after is not None:
+        return [f.id for f in step.after.active_fields if f.required]
+    if step.method == "update" and step.body is not None:
+        return [f["id"] for f in step.body.get("fields", ()) if isinstance(f, Mapping) and f.get("required") is True]
+    return []
 
 
 def _slug_taken(exc: ValidationFailed) -> bool:

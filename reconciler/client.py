@@ -66,9 +66,11 @@ from reconciler.model import Schema
 from reconciler.wire import schema_from_api, schema_to_api
 
 __all__ = [
+    "LIST_READS",
     "MIN_RATE",
     "PAGE_SIZE",
     "RETRY_AFTER_CAP",
+    "SCHEMA_ORDER",
     "WAIT_ANNOUNCE_AFTER",
     "Client",
     "ClientStats",
@@ -89,6 +91,16 @@ _SCHEMAS = "/customObjects/schemas"
 _CONVERT_SLICE = 10
 #: Pages of a list requested at once once the first page gave ``meta.total`` (the limiter spaces them).
 _PAGES_AHEAD = 8
+#: The order the schema list is asked for. The API's default order is unspecified (ac-api.md §7.4,
+#: "not by creation time" live, S10), so paging by offset through it can skip or repeat a schema.
+#: ``orders[createdTimestamp]`` is the one order reported working on a live account (S10; S5
+#: documents ``orders[...]`` in general). Ascending, so a schema created while the list is read is
+#: added after the pages already read instead of shifting them. Ties (schemas created in the same
+#: instant) have no documented tie-breaker: the check of :meth:`Client.list_schemas` catches a
+#: server that orders them differently from one page to the next.
+SCHEMA_ORDER: Mapping[str, str] = {"orders[createdTimestamp]": "ASC"}
+#: How many times a schema list that does not add up is read in all before it is an error.
+LIST_READS = 3
 #: Statuses worth another attempt: rate limit and gateway/availability errors (a 503 was seen at the limit, C7).
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest ``Retry-After`` the client waits for (seconds; the constructor's ``retry_after_cap``).
@@ -891,14 +903,16 @@ class Client:
         return items, meta
 
     async def _list_all(self, path: str, key: str, extra: Mapping[str, str] | None = None,
-                        convert: Callable[[Any], Any] | None = None) -> list[Any]:
+                        convert: Callable[[Any], Any] | None = None) -> _Listing:
         """First page, then the other pages up to ``meta.total``, :data:`_PAGES_AHEAD` at a time concurrently.
 
-        Paging stops at ``meta.total``, or at a short page. A response without ``meta.total``, or a page
-        that holds only ids already read (a server that ignores ``offset``), is an
-        :class:`UnexpectedResponse`: either would otherwise loop, or return a partial list as if whole.
-        The page size is the first page's length when the server sends fewer than it was asked for
-        (one that ignores ``limit``).
+        Paging stops at ``meta.total``, or at a short page. A response without ``meta.total`` is an
+        :class:`UnexpectedResponse`; a page that holds only ids already read (a server that ignores
+        ``offset``, or a list whose order moved) is a :class:`_PagesRepeat`: either would otherwise
+        loop, or return a partial list as if whole. The page size is the first page's length when
+        the server sends fewer than it was asked for (one that ignores ``limit``). Whether the pages
+        add up (distinct ids, as many as ``meta.total``, the same total on every page) is the
+        caller's check, on the returned :class:`_Listing`.
 
         ``convert`` turns each item into a result (the results are in page order). The first page
         is converted while the other pages' requests are out, in slices that give the event loop
@@ -919,9 +933,9 @@ class Client:
                 out.extend(map(convert, items[i:i + _CONVERT_SLICE]))
             return out
 
-        async def rest(offset: int) -> tuple[list[Any], list[Any]]:
-            chunk, _meta = await self._page(path, key, offset, page, extra)
-            return chunk, await converted(chunk)
+        async def rest(offset: int) -> tuple[list[Any], list[Any], int | None]:
+            chunk, meta = await self._page(path, key, offset, page, extra)
+            return chunk, await converted(chunk), _as_int(meta.get("total"))
 
         first, meta = await self._page(path, key, 0, PAGE_SIZE, extra)
         total = _as_int(meta.get("total"))
@@ -931,6 +945,7 @@ class Client:
         page = min(page, PAGE_SIZE) if page > 0 else PAGE_SIZE
         if 0 < len(first) < page and len(first) < total:
             page = len(first)
+        listing = _Listing(total=total, ids=_item_ids(first))
         seen = set(_ids(first) or ())
         items: list[Any] | None = None
         offset = len(first)
@@ -943,24 +958,35 @@ class Client:
                 items = list(head)
             else:
                 pages = list(await asyncio.gather(*(rest(o) for o in offsets)))
-            for at, (chunk, results) in zip(offsets, pages, strict=True):
+            for at, (chunk, results, page_total) in zip(offsets, pages, strict=True):
                 ids = _ids(chunk)
                 if chunk and ids is not None and seen.issuperset(ids):
-                    raise UnexpectedResponse(200, "GET", path, reason=(
-                        f"the page at offset {at} repeats items already read (the server ignores offset?); "
-                        f"{len(seen)} of meta.total {total} read"))
+                    raise _PagesRepeat(200, "GET", path, reason=(
+                        f"the page at offset {at} repeats items already read; {len(seen)} of meta.total {total} "
+                        "read"))
                 seen.update(ids or ())
+                listing.ids.extend(_item_ids(chunk))
+                if page_total is not None and page_total != total:
+                    listing.totals_differ = True
                 items.extend(results)
                 if len(chunk) < page:
                     more = False
                     break
             if not offsets:
-                return items
+                listing.items = items
+                return listing
             offset = offsets[-1] + page
             more = more and offset < total
 
     async def list_schemas(self) -> list[Schema]:
-        """Every schema of the account, deleted fields included (``showFields=all``).
+        """Every schema of the account, deleted fields included (``showFields=all``), each once.
+
+        The list is asked for in a stable order, :data:`SCHEMA_ORDER`, and checked: the pages must
+        add up to ``meta.total`` with distinct ids, and every page must report the same total. A
+        read that does not (the account changed while it was read, or the server does not keep the
+        order) is read again, up to :data:`LIST_READS` times in all, one read after the other; then
+        it is an :class:`UnexpectedResponse`. A schema skipped by paging would show as a create in
+        the plan (and fail at apply: "slug must be unique"); a repeated one, as a conflict.
 
         250 schemas cost exactly 3 requests: one, then the other two concurrently. Each page is
         parsed (validated into :class:`Schema` objects) as it arrives, see :meth:`_list_all`. The
@@ -969,16 +995,23 @@ class Client:
         collections they set off, each walking every object of the process, took as long as the
         parsing itself (bench/NOTES.md). It is switched back on (if it was on) however this ends.
         """
-        with _gc_paused():
-            schemas: list[Schema] = await self._list_all(_SCHEMAS, "schemas",
-                                                          {"showFields": "all"},
-                                                          convert=lambda d: self._read_schema(d, "GET", _SCHEMAS))
-        seen: dict[str, Schema] = {}
-        for schema in schemas:
-            seen.setdefault(schema.id or f"slug:{schema.slug}", schema)  # a list that shifted may repeat one
-        if len(seen) != len(schemas):
-            log.warning("the schema list changed while it was read (%d items, %d distinct)", len(schemas), len(seen))
-        return list(seen.values())
+        problem = ""
+        for read in range(1, LIST_READS + 1):
+            try:
+                with _gc_paused():
+                    listing = await self._list_all(
+                        _SCHEMAS, "schemas", {"showFields": "all", **SCHEMA_ORDER},
+                        convert=lambda d: self._read_schema(d, "GET", _SCHEMAS))
+            except _PagesRepeat as exc:
+                problem = exc.reason or "a page repeated items already read"
+            else:
+                problem = listing.problem() or ""
+                if not problem:
+                    return list(listing.items)
+            log.info("the schema list did not add up (read %d of %d): %s", read, LIST_READS, problem)
+        raise UnexpectedResponse(200, "GET", _SCHEMAS, reason=(
+            f"the schema list did not add up in {LIST_READS} reads: {problem} (the account changed while it "
+            "was read, or the server ignores the order or the offset asked for)"))
 
     async def get_schema(self, schema_id: str) -> Schema:
         path = f"/customObjects/schemas/{_quote(schema_id)}"
@@ -1117,6 +1150,37 @@ def _filter_param(key: str) -> str:
         prop, rest = key.split("[", 1)
         return f"filters[{prop}][{rest}"
     return f"filters[{key}]"
+
+
+class _PagesRepeat(UnexpectedResponse):
+    """A list page that holds only items already read (see :meth:`Client._list_all`)."""
+
+
+@dataclass
+class _Listing:
+    """What :meth:`Client._list_all` read: the converted items, the first page's ``meta.total``, each
+    item's id (``None`` for an item without one) and whether another page reported another total."""
+
+    total: int
+    ids: list[str | None]
+    items: list[Any] = field(default_factory=list)
+    totals_differ: bool = False
+
+    def problem(self) -> str | None:
+        """Why the pages do not add up to one whole list, or ``None``."""
+        counts = Counter(i for i in self.ids if i is not None)
+        repeated = sum(n - 1 for n in counts.values())
+        if repeated:
+            return f"{repeated} item{'s' if repeated > 1 else ''} listed twice"
+        if self.totals_differ:
+            return "meta.total changed from one page to the next"
+        if len(self.ids) != self.total:
+            return f"{len(self.ids)} items read, meta.total is {self.total}"
+        return None
+
+
+def _item_ids(items: list[Any]) -> list[str | None]:
+    return [str(i["id"]) if isinstance(i, dict) and i.get("id") is not None else None for i in items]
 
 
 def _ids(items: list[Any]) -> list[str] | None:

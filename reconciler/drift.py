@@ -466,8 +466,10 @@ def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], opt
             b.add(n.slug, "schema-unmanaged", "i",
                   f"schema {n.slug} is in the account but not in the files (unmanaged; prune is off)",
                   severity="info")
-        elif n.kind == "rename":
+        elif n.kind in ("rename", "opaque", "required"):
             b.add(n.slug, "note", "i", n.message, severity="info")
+        elif n.kind == "opaque-declared":  # the files declare what the account holds in another form
+            b.add(n.slug, "conflict", "!", n.message, severity="info")
         # "reorder" notes are not drift: the API cannot reorder, the planner ignores order
     patterns = tuple(ignore)
     items = [replace(i, ignored_by=ignored_by(i.key, patterns)) for i in b.items]

@@ -1122,9 +1122,26 @@ def _dump(doc: Any, *, preserve_quotes: bool = False) -> str:
 
 
 def dump_schema(schema: Schema, *, schema_ref: str | None = None) -> str:
-    """The canonical YAML text of a schema (``schema_ref``: a ``yaml-language-server`` first line)."""
-    text = _dump(schema_document(schema))
+    """The canonical YAML text of a schema (``schema_ref``: a ``yaml-language-server`` first line).
+
+    A live schema's fields of types reconciler does not manage (``Schema.opaque_fields``) are not
+    written (a file cannot declare them); a comment at the top names each one.
+    """
+    text = _opaque_comment(schema) + _dump(schema_document(schema))
     return text if schema_ref is None else with_modeline(text, schema_ref)
+
+
+def _opaque_comment(schema: Schema) -> str:
+    """``# not exported: field "is-member" (boolean) …`` lines, one per opaque field ('' if none).
+
+    Ids and types come from the account: quoted as JSON (ASCII only), so no character of theirs can
+    end the comment line or act on a terminal, and cut to :data:`EXCERPT_CHARS`.
+    """
+    def quoted(value: str) -> str:
+        return json.dumps(value[:EXCERPT_CHARS] + ("…" if len(value) > EXCERPT_CHARS else ""), ensure_ascii=True)
+
+    return "".join(f"# not exported: field {quoted(f.id)} ({quoted(f.type)[1:-1]}), a type reconciler does not "
+                   "manage; it stays in the account as it is\n" for f in schema.active_opaque_fields)
 
 
 #: The first line that points editors (yaml-language-server: VS Code, Neovim …) at a JSON Schema.

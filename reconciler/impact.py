@@ -3,7 +3,9 @@
 One request per destructive change (records list, ``limit=1``, the change's filter, ``meta.total``)
 plus one per schema for its total, shared by all the changes of that schema; all of them concurrent
 under the client's limiter. A count that cannot be had (permission, API error) is ``None``:
-rendered "unknown", never zero.
+rendered "unknown", never zero. A count refused because only admin users may list records without
+a filter (ac-api.md §7.4: every schema total is such a list) adds a note to the plan, once per
+schema, saying why its counts are unknown.
 """
 
 from __future__ import annotations
@@ -11,15 +13,24 @@ from __future__ import annotations
 import asyncio
 
 from reconciler.client import Client
-from reconciler.errors import ApiError, TransportFailure
-from reconciler.plan import Impact, Plan
+from reconciler.errors import ApiError, AuthenticationFailed, TransportFailure
+from reconciler.plan import Impact, Note, Plan
 
 __all__ = ["count_impacts"]
 
 
-async def _count(client: Client, schema_id: str, filters: dict[str, str] | None) -> int | None:
+class _Refused:
+    """A count the account refused to a token that is not an admin user's."""
+
+    def __init__(self, exc: AuthenticationFailed):
+        self.what = exc.needs_admin or "listing records"
+
+
+async def _count(client: Client, schema_id: str, filters: dict[str, str] | None) -> int | _Refused | None:
     try:
         return await client.count_records(schema_id, filters)
+    except AuthenticationFailed as exc:
+        return _Refused(exc) if exc.needs_admin else None
     except (ApiError, TransportFailure):
         return None
 
@@ -37,8 +48,21 @@ async def count_impacts(plan: Plan, client: Client) -> Plan:
     totals_list, counts = await asyncio.gather(totals_task, counts_task)
     totals = dict(zip(schema_ids, totals_list, strict=False))
     affected = {key: n for (key, _), n in zip(filtered, counts, strict=False)}
+    refused: dict[str, str] = {}  # schema id -> what was refused
     impacts: dict[str, Impact] = {}
     for key, q in queries:
-        total = totals[q.schema_id]
-        impacts[key] = Impact(affected=affected[key] if q.filters else total, total=total)
-    return plan.with_impacts(impacts)
+        total, part = totals[q.schema_id], affected.get(key)
+        for n in (total, part):
+            if isinstance(n, _Refused):
+                refused.setdefault(q.schema_id, n.what)
+        total = None if isinstance(total, _Refused) else total
+        part = None if isinstance(part, _Refused) else part
+        impacts[key] = Impact(affected=part if q.filters else total, total=total)
+    counted = plan.with_impacts(impacts)
+    if not refused:
+        return counted
+    slugs = {c.schema_id: c.slug for c in plan.changes if c.schema_id is not None}
+    return counted.with_notes(
+        Note(slugs[sid], "impact", f"schema {slugs[sid]}: records not counted (impact unknown): the account "
+                                   f"refused the API token for {what}, which only admin users may do")
+        for sid, what in sorted(refused.items(), key=lambda item: slugs[item[0]]))

@@ -32,6 +32,7 @@ __all__ = [
     "Field",
     "FieldType",
     "Labels",
+    "OpaqueField",
     "Option",
     "Problem",
     "Relationship",
@@ -216,6 +217,27 @@ class Field(_Model):
         }
 
 
+class OpaqueField(_Model):
+    """A live field of a type :class:`FieldType` does not list (``boolean``, or one the vendor adds
+    later: the docs call the type list "still being finalized", ac-api.md §4).
+
+    Kept as read, so the account's other schemas and fields can still be planned: the planner never
+    creates, changes or deletes it, and it is never compared or written. ``type`` is the API's raw
+    string. Only the account holds these (files refuse unknown types).
+    """
+
+    id: str = PydField(min_length=1)
+    type: str
+    labels: Labels | None = None
+    required: bool = False
+    inherited: bool = False
+    status: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == _MARKED_FOR_DELETION
+
+
 class Relationship(_Model):
     """A link from the schema's records to contacts, accounts, deals or another schema."""
 
@@ -246,6 +268,10 @@ class Schema(_Model):
     description: str | None = None
     fields: tuple[Field, ...] = ()
     relationships: tuple[Relationship, ...] = ()
+    # live-only: fields of a type the model does not know, left alone (see OpaqueField). Not in the
+    # model's dumps (a desired schema never has any, and its digest stays what it was);
+    # reconciler.plan.fingerprint adds them for a live schema that has some.
+    opaque_fields: tuple[OpaqueField, ...] = PydField(default=(), exclude=True)
     # desired-only
     protect: bool = False
     renamed_from: str | None = None
@@ -280,6 +306,11 @@ class Schema(_Model):
             if f.id == field_id and not f.deleted:
                 return f
         return None
+
+    @property
+    def active_opaque_fields(self) -> tuple[OpaqueField, ...]:
+        """Opaque fields not marked for deletion."""
+        return tuple(f for f in self.opaque_fields if not f.deleted)
 
     def relationship(self, rel_id: str) -> Relationship | None:
         for r in self.relationships:

@@ -631,8 +631,14 @@ def fingerprint(schema: Schema) -> str:
 
     pydantic's serializer (in Rust) writes the model's fields in their declared order: the same
     model always gives the same text, at a third of the cost of ``canonical_json`` of a dump.
+    The schema's opaque fields (types the model does not know), left out of its dump, are hashed
+    after it when it has some.
     """
-    return hashlib.sha256(schema.model_dump_json(by_alias=True).encode()).hexdigest()
+    h = hashlib.sha256(schema.model_dump_json(by_alias=True).encode())
+    if schema.opaque_fields:
+        h.update(b"\nopaque:")
+        h.update(json.dumps([f.model_dump(mode="json") for f in schema.opaque_fields], sort_keys=True).encode())
+    return h.hexdigest()
 
 
 class LiveFingerprints(Mapping[str, str]):
@@ -853,6 +859,10 @@ class Plan:
         """A new plan whose counted findings carry these impacts (keyed by change key)."""
         changes = tuple(c.with_impact(impacts[c.key]) if c.key in impacts else c for c in self.changes)
         return self._replace(changes=changes)
+
+    def with_notes(self, notes: Iterable[Note]) -> Plan:
+        """A new plan with these notes after its own."""
+        return self._replace(notes=(*self.notes, *notes))
 
     def stamped(self, *, created_at: str | None = None, target: str | None = None) -> Plan:
         """A new plan with its creation time and/or target URL set."""

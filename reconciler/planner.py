@@ -11,6 +11,10 @@ option UUIDs, ``inherited``), file-only flags, label white space and missing-vs-
 order is reported as a note because the API cannot reorder), and fields marked for deletion (not
 in ``active_fields``). ``scale`` and ``defaultCurrency`` left out of a file mean "not managed":
 the API merges updates and has no way to unset them, so a live value is not a difference.
+
+Two things are never planned: a live field of a type the model does not know
+(:class:`~reconciler.model.OpaqueField`: noted, left alone, and a file that declares its id is warned
+about), and, with ``PlanOptions.required_managed`` off, ``required`` (noted per schema).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import _OPTION_TYPES, Field, Relationship, Schema, _option_value, norm_id
+from reconciler.model import _OPTION_TYPES, Field, OpaqueField, Relationship, Schema, _option_value, norm_id
 from reconciler.plan import (
     KIND_ORDER,
     AddField,
@@ -55,6 +59,11 @@ class PlanOptions:
     in it) or ``"slug.field-id"``; it protects even after the declaration left the files.
     ``targets``/``excludes`` narrow the plan by slug (shell-style patterns allowed).
     ``target_url`` and ``created_at`` are only recorded in the plan.
+
+    ``required_managed`` False: ``required`` differences are not planned, in either direction (an
+    account that ignores ``required``, where planning it would never converge); each schema with
+    such a difference gets a note that says so, with ``required_reason`` (e.g. ``"the account
+    ignores it; detected 2026-05-21"``). The caller decides it (:mod:`reconciler.quirks`).
     """
 
     prune: bool = False
@@ -64,6 +73,8 @@ class PlanOptions:
     target_url: str | None = None
     created_at: str | None = None
     desired_is_empty_dir: bool = False
+    required_managed: bool = True
+    required_reason: str | None = None
 
 
 class RefusingEmptyDesired(ReconcilerError):
@@ -231,6 +242,22 @@ class _Planner:
     def note(self, slug: str, kind: str, message: str) -> None:
         self.notes.append(Note(slug, kind, message))
 
+    def opaque_notes(self, live: Schema, declared: Mapping[str, Field]) -> None:
+        """One note per field of a type the model does not know: it is left alone. ``declared``: the
+        files' fields by :func:`norm_id`; one that names such a field is warned about."""
+        for f in live.active_opaque_fields:
+            subj = f"{live.slug}.{f.id}"
+            df = declared.get(norm_id(f.id))
+            if df is None:
+                self.note(live.slug, "opaque", f'field "{subj}" ({f.type}): a type reconciler does not manage; '
+                                               "left alone")
+            else:
+                named = "" if df.id == f.id else f' (as "{df.id}": - and _ count as the same)'
+                self.note(live.slug, "opaque-declared",
+                          f'field "{subj}" is declared in the files as {df.type.value}{named}, but the account\'s '
+                          f"field is {f.type}, a type reconciler does not manage; left alone, nothing planned for "
+                          "it (remove it from the file)")
+
     def protection(self, slugs: Iterable[str], field_id: str | None, desired: Schema | None) -> str | None:
         """Why deleting this schema (``field_id`` None) or field is blocked, or ``None``."""
         if desired is not None and desired.protect:
@@ -291,15 +318,21 @@ class _Planner:
         live_active = live.active_fields
         active = {f.id: f for f in live_active}
         by_norm: dict[str, Field] | None = None  # only needed for a field not in the account
-        deleted: dict[str, Field] = {}
+        deleted: dict[str, Field | OpaqueField] = {}
         wanted = {f.id for f in d.fields}
+        opaque: set[str] = set()
+        if live.opaque_fields:  # fields of types the model does not know: never planned
+            opaque = {norm_id(f.id) for f in live.active_opaque_fields}
+            self.opaque_notes(live, {norm_id(f.id): f for f in d.fields})
         for df in d.fields:
             lf = active.get(df.id)
             if lf is None:
                 subj = f"{slug}.{df.id}"
+                if opaque and norm_id(df.id) in opaque:
+                    continue  # noted by opaque_notes
                 if by_norm is None:
                     by_norm = {norm_id(f.id): f for f in live_active}
-                    deleted = {norm_id(f.id): f for f in live.fields if f.deleted}
+                    deleted = {norm_id(f.id): f for f in (*live.fields, *live.opaque_fields) if f.deleted}
                 gone = deleted.get(norm_id(df.id))
                 twin = by_norm.get(norm_id(df.id))
                 if gone is not None:
@@ -311,7 +344,7 @@ class _Planner:
                                f'add field {subj}: the id clashes with the existing field "{twin.id}"')
                 else:
                     findings: tuple[Finding, ...] = ()
-                    if df.required:
+                    if df.required and self.o.required_managed:
                         findings = (self.finding("BC201", f"add required field {subj}", subj,
                                                  d.acknowledge, df.acknowledge),)
                     self.changes.append(AddField(slug=slug, schema_id=sid, field_id=df.id, after=df,
@@ -341,6 +374,14 @@ class _Planner:
         if _relative_order_differs([f.id for f in d.fields], [f.id for f in live_active]):
             self.note(slug, "reorder", f"schema {slug}: the fields are in another order in the account; "
                                        "the API cannot reorder; ignored")
+        if not self.o.required_managed:
+            unplanned = [df.id for df in d.fields if (lf := active.get(df.id)) is not None
+                         and df.type is lf.type and df.required is not lf.required]
+            if unplanned:
+                why = f"; {self.o.required_reason}" if self.o.required_reason else ""
+                self.note(slug, "required",
+                          f"schema {slug}: required is not managed in this account (the account ignores it{why}): "
+                          f"required of {', '.join(unplanned)} differs from the files and is left as it is")
 
     def field(self, d: Schema, live: Schema, df: Field, lf: Field) -> None:
         if df.type != lf.type:
@@ -352,6 +393,8 @@ class _Planner:
         for key in ("scale", "defaultCurrency"):  # not in the file: not managed (no way to unset)
             if view_d[key] is None:
                 view_l[key] = None
+        if not self.o.required_managed:
+            view_l["required"] = view_d["required"]
         changed = list(_changed(view_l, view_d, exclude=("options",)))
         added: tuple[str, ...] = ()
         if df.type.has_options:
@@ -379,7 +422,7 @@ class _Planner:
                        f"({', '.join(changed_t)})")
             return
         findings: tuple[Finding, ...] = ()
-        if df.required and not lf.required:
+        if df.required and not lf.required and self.o.required_managed:
             findings = (self.finding("BC201", f"make field {subj} required", subj, d.acknowledge, df.acknowledge),)
         self.changes.append(UpdateField(slug=slug, schema_id=live.id, field_id=df.id, before=lf, after=df,
                                         changed=changed_t, findings=findings, added_options=added))
@@ -494,6 +537,8 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
         else:
             p.note(slug, "unmanaged", f"schema {slug} is in the account but not in the files: unmanaged, "
                                       "left alone (prune would delete it)")
+            if scoped_live[slug].opaque_fields:
+                p.opaque_notes(scoped_live[slug], {})
 
     changes = sorted(p.changes, key=lambda c: (c.slug, KIND_ORDER[c.kind], c.subject_id or ""))
     errors = sorted(p.errors, key=lambda e: (e.slug, e.subject_id or "", e.code))

@@ -1,18 +1,21 @@
 """The API's JSON shapes <-> the model. No I/O: the client calls these, tests use them for fixtures.
 
-Reading keeps only the keys the model knows (the API adds ``icons``, ``origin`` and may add more);
-writing sends ``required`` (never ``isRequired``, which the API ignores on create: ac-api.md §4, C5)
-and option values without ids (the API assigns its own UUIDs).
+Reading keeps only the keys the model knows (the API adds ``icons``, ``origin`` and may add more); a
+field whose type the model does not know becomes an :class:`~reconciler.model.OpaqueField`, kept
+apart and never written. Writing sends ``required`` (never ``isRequired``, which the API ignores on
+create: ac-api.md §4, C5). Options: a create sends values only (the API assigns the ids); an update
+sends the field whole (:func:`field_update_to_api`), its live options with the server's ids.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model import Field, Relationship, Schema
+from reconciler.model import Field, FieldType, Relationship, Schema
 
 __all__ = [
     "field_to_api",
+    "field_update_to_api",
     "relationship_to_api",
     "schema_from_api",
     "schema_to_api",
@@ -20,6 +23,8 @@ __all__ = [
 
 _FIELD_KEYS = ("id", "type", "labels", "description", "required", "scale", "defaultCurrency", "options",
                "inherited", "status")
+_OPAQUE_KEYS = ("id", "type", "labels", "required", "inherited", "status")
+_KNOWN_TYPES = frozenset(t.value for t in FieldType)
 _REL_KEYS = ("id", "namespace", "labels", "description", "hasMany", "inherited")
 _SCHEMA_KEYS = ("id", "slug", "labels", "description", "visibility", "customized", "parentId", "appId",
                 "createdTimestamp", "updatedTimestamp")
@@ -32,7 +37,16 @@ def _pick(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def schema_from_api(data: dict[str, Any]) -> Schema:
     """A schema object as the API returns it (the inside of ``{"schema": …}``) -> :class:`Schema`."""
     body = _pick(data, _SCHEMA_KEYS)
-    body["fields"] = [_pick(f, _FIELD_KEYS) for f in data.get("fields") or ()]
+    fields, opaque = [], []
+    for f in data.get("fields") or ():
+        kind = f.get("type") if isinstance(f, dict) else None
+        if isinstance(kind, str) and kind not in _KNOWN_TYPES:
+            opaque.append(_pick(f, _OPAQUE_KEYS))
+        else:
+            fields.append(_pick(f, _FIELD_KEYS) if isinstance(f, dict) else f)
+    body["fields"] = fields
+    if opaque:
+        body["opaque_fields"] = opaque
     body["relationships"] = [_pick(r, _REL_KEYS) for r in data.get("relationships") or ()]
     return Schema.model_validate(body)
 
@@ -53,6 +67,41 @@ def field_to_api(field: Field) -> dict[str, Any]:
         out["defaultCurrency"] = field.default_currency
     if field.options is not None:
         out["options"] = [{"value": o.value} for o in field.options]
+    return out
+
+
+def field_update_to_api(desired: Field, live: Field, changed: tuple[str, ...] | frozenset[str]) -> dict[str, Any]:
+    """The field as a schema update (PUT) sends it: whole, every property set, so the body is right
+    whether the API merges a field in a PUT or replaces it (undocumented, ac-api.md U1).
+
+    The properties in ``changed`` (the planner's names: ``labels.singular``, ``required`` …) come
+    from the files; every other one is sent as the account holds it (so what the planner leaves
+    unmanaged, such as ``scale`` not in the file, or ``required`` in an account that ignores it, is
+    kept). A description the files drop is sent as ``""`` (an omitted one would be kept by a merge).
+    Options: the live ones first, in the live order, each with the server's ``id`` (the API may take
+    an option without its id for a new one: a duplicate, U8), then the added ones as values only.
+    """
+    names = set(changed)
+    labels_src = desired if any(n == "labels" or n.startswith("labels.") for n in names) else live
+    out: dict[str, Any] = {
+        "id": live.id,
+        "labels": {"singular": labels_src.labels.singular, "plural": labels_src.labels.plural},
+        "type": live.type.value,
+        "required": desired.required if "required" in names else live.required,
+    }
+    description = desired.description if "description" in names else live.description
+    if description is not None or "description" in names:
+        out["description"] = description or ""
+    for key, attr in (("scale", "scale"), ("defaultCurrency", "default_currency")):
+        value = getattr(desired if key in names else live, attr)
+        if value is not None:
+            out[key] = value
+    if live.type.has_options:
+        options: list[dict[str, str]] = [{"id": o.id, "value": o.value} if o.id else {"value": o.value}
+                                         for o in live.options or ()]
+        have = {o.value for o in live.options or ()}
+        options += [{"value": v} for v in desired.option_values if v not in have]
+        out["options"] = options
     return out
 
 

@@ -364,9 +364,10 @@ def test_update_body_when_only_options_were_added() -> None:
     (change,) = _plan([want], [live]).changes
     assert isinstance(change, UpdateField) and change.changed == ("options",)
     body = _update_body([change])
-    # the live options in the live order, then the new one: append-only, nothing reordered or renamed
+    # the live options in the live order with their ids, then the new one: append-only, nothing reordered
     assert body == {"fields": [{"id": "size", "labels": {"singular": "Size", "plural": "Sizes"}, "type": "dropdown",
-                                "required": False, "options": [{"value": "m"}, {"value": "s"}, {"value": "xl"}]}]}
+                                "required": False,
+                                "options": [{"id": "u1", "value": "m"}, {"id": "u2", "value": "s"}, {"value": "xl"}]}]}
 
 
 def test_update_body_clears_descriptions() -> None:
