@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.model import Field, FieldType, Labels, Option, Relationship, Schema
 
-__all__ = ["account", "field_specs", "schema_spec"]
+__all__ = ["account", "field_specs", "schema_spec", "with_added_field", "without_fields"]
 
 _TYPES = (FieldType.TEXT, FieldType.TEXTAREA, FieldType.NUMBER, FieldType.DATE, FieldType.DATETIME,
           FieldType.CURRENCY, FieldType.DROPDOWN, FieldType.MULTISELECT)
@@ -103,6 +103,23 @@ def account(n_schemas: int, n_fields: int, differ: float = 0.05, seed: int = 7
         desired[slug] = schema_spec(slug, d_fields)
         live[slug] = schema_spec(slug, l_fields, live_id=str(uuid.UUID(int=rng.getrandbits(128))))
     return desired, live, changed
+
+
+def with_added_field(schema: Schema) -> Schema:
+    """The schema with one text field added at the end and its first field's singular label changed
+    (the "updates" row of the whole-command apply benchmark: one PUT a schema)."""
+    first = schema.fields[0]
+    renamed = first.model_copy(update={"labels": Labels(singular=first.labels.singular + " (renamed)",
+                                                          plural=first.labels.plural)})
+    added = Field.model_validate({"id": "field-added", "type": FieldType.TEXT,
+                                  "labels": {"singular": "Added field", "plural": "Added fields"},
+                                  "description": "Added by the update benchmark"})
+    return schema.model_copy(update={"fields": (renamed, *schema.fields[1:], added)})
+
+
+def without_fields(schema: Schema, n: int) -> Schema:
+    """The schema without its last ``n`` fields (the "deletes" row: ``n`` field deletions)."""
+    return schema.model_copy(update={"fields": tuple(schema.fields[:-n])})
 
 
 # keep Option importable for callers that build their own specs

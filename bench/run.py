@@ -14,10 +14,7 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,20 +22,25 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bench.commands import bench_apply_cmd, bench_files, bench_plan_cmd, render_commands
+from bench.common import TOKEN, Sandbox, machine, median, reconciler_cmd
 from bench.gen import account
-from reconciler.client import Client
-from reconciler.impact import count_impacts
 from reconciler.model import Field, FieldType, Labels, Schema
-from reconciler.plan import Plan
-from reconciler.planner import PlanOptions, plan
+
+if TYPE_CHECKING:
+    from reconciler.client import Client
+    from reconciler.plan import Plan
+    from reconciler.planner import PlanOptions
+
+# The library's client, planner and impact counter are imported where items 3-5 use them, so that the
+# whole-command items (7-9, bench/commands.py, which drive the CLI only) run whatever moves inside.
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-TOKEN = "bench-token"
 RATE = 5.0  # the account's limit, requests/s
 LATENCY = 0.1  # added by the sandbox to every request, s
 
@@ -47,60 +49,11 @@ LATENCY = 0.1  # added by the sandbox to every request, s
 # Helpers
 
 
-def median(xs: Sequence[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
-def reconciler_cmd() -> list[str]:
-    """The installed ``reconciler`` script next to this Python, else ``python -m reconciler``."""
-    script = Path(sys.executable).with_name("reconciler")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler"]
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    mem = "unknown"
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as fh:
-        kb = next((int(ln.split()[1]) for ln in fh if ln.startswith("MemTotal")), 0)
-        mem = f"{kb / 2**20:.1f} GiB"
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {"cores": str(os.cpu_count()), "memory": mem, "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "load average (1/5/15 min) at start": load}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def served(db: Path, rate: float = RATE, faults: str = "") -> Iterator[str]:
     """``reconciler sandbox serve`` on ``db`` in a child process; yields its URL."""
-    port = _free_port()
-    cmd = [*reconciler_cmd(), "sandbox", "serve", "--port", str(port), "--db", str(db), "--token", TOKEN,
-           "--rate-limit", str(rate)]
-    if faults:
-        cmd += ["--faults", faults]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=db.parent)
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # a TCP connect, not a request: it costs no rate-limit token
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"the sandbox did not start: {err.strip()[-500:]}")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with Sandbox(db, rate, faults, log=False) as sandbox:
+        yield sandbox.url
 
 
 def _run(coro: Any) -> Any:
@@ -109,6 +62,8 @@ def _run(coro: Any) -> Any:
 
 async def _create_all(url: str, schemas: Sequence[Schema]) -> dict[str, str]:
     """Create schemas without a rate limit (seeding); returns slug -> id."""
+    from reconciler.client import Client
+
     async with Client(url, TOKEN, rate=None) as c:
         sem = asyncio.Semaphore(8)
 
@@ -187,6 +142,10 @@ def _lower_bound(n_schemas: int, rate: float, latency: float) -> tuple[int, floa
 async def _plan_once(url: str, desired: dict[str, Schema], options: PlanOptions, rate: float | None
                      ) -> tuple[float, Client, Plan]:
     """What ``reconciler plan`` does after loading the files: list, plan, count impact."""
+    from reconciler.client import Client
+    from reconciler.impact import count_impacts
+    from reconciler.planner import plan
+
     client = Client(url, TOKEN, rate=rate)
     t = time.perf_counter()
     async with client:
@@ -199,6 +158,9 @@ async def _plan_once(url: str, desired: dict[str, Schema], options: PlanOptions,
 async def _per_schema_once(url: str, desired: dict[str, Schema], ids: Sequence[str], rate: float | None
                            ) -> tuple[float, Client]:
     """A per-resource tool: one GET per schema it manages (ids known from its state)."""
+    from reconciler.client import Client
+    from reconciler.planner import plan
+
     client = Client(url, TOKEN, rate=rate)
     t = time.perf_counter()
     async with client:
@@ -210,6 +172,8 @@ async def _per_schema_once(url: str, desired: dict[str, Schema], ids: Sequence[s
 def bench_plan_http(workdir: Path, sizes: Sequence[int] = (10, 100, 500), n_fields: int = 20, runs: int = 3,
                     baseline_sizes: Sequence[int] = (10, 100), rate: float = RATE,
                     latency: float = LATENCY) -> dict[str, Any]:
+    from reconciler.planner import PlanOptions
+
     rows = []
     for n in sizes:
         desired, live, _ = account(n, n_fields, seed=n)
@@ -309,6 +273,10 @@ def seeded_db(workdir: Path, big: int = 100_000, small: int = 100, n_fields: int
 def bench_impact(db: SeededDb, deletes: int = 5, runs: int = 5, rate: float = RATE,
                  latency: float = LATENCY) -> dict[str, Any]:
     """Plan each schema with ``deletes`` of its fields left out of the desired file (DL102 each)."""
+    from reconciler.client import Client
+    from reconciler.impact import count_impacts
+    from reconciler.planner import PlanOptions, plan
+
     faults = f"latency={int(latency * 1000)}ms" if latency else ""
     out: dict[str, Any] = {"deletes": deletes, "rate": rate, "latency_s": latency}
 
@@ -352,6 +320,8 @@ def bench_impact(db: SeededDb, deletes: int = 5, runs: int = 5, rate: float = RA
 def bench_apply(workdir: Path, n_schemas: int = 100, n_fields: int = 10, rate: float = RATE,
                 latency: float = LATENCY) -> dict[str, Any]:
     from reconciler.applier import apply_plan
+    from reconciler.client import Client
+    from reconciler.planner import PlanOptions, plan
 
     desired, _, _ = account(n_schemas, n_fields, differ=0.0, seed=5)
     db = workdir / "apply.sqlite3"
@@ -607,6 +577,8 @@ def render(results: dict[str, Any], elapsed: float) -> str:
                          f"< 100 ms: {_met(ok)} |")
         lines.append("")
 
+    lines += render_commands(results, missed)
+
     lines += ["## Targets not met", ""]
     lines += [f"- {m}" for m in missed] or ["- none"]
     notes = Path(__file__).with_name("NOTES.md")
@@ -615,7 +587,7 @@ def render(results: dict[str, Any], elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-ITEMS = ("startup", "planner", "plan_http", "impact", "apply", "sandbox")
+ITEMS = ("startup", "planner", "plan_http", "impact", "apply", "sandbox", "files", "plan_cmd", "apply_cmd")
 
 
 def run(items: Sequence[str] = ITEMS, quick: bool = False, out: Path | None = RESULTS) -> dict[str, Any]:
@@ -652,6 +624,18 @@ def run(items: Sequence[str] = ITEMS, quick: bool = False, out: Path | None = RE
         if "sandbox" in items and db is not None:
             say("6. sandbox")
             results["sandbox"] = bench_sandbox(db, 100 if quick else 300, 20 if quick else 60)
+        if "files" in items:
+            say("7. validate and fmt --check, whole commands")
+            results["files"] = (bench_files(workdir, (10, 100), runs=1) if quick
+                                else bench_files(workdir, profile_size=100))
+        if "plan_cmd" in items:
+            say("8. plan, whole command, and the naive peer")
+            results["plan_cmd"] = (bench_plan_cmd(workdir, (10, 100), runs=1, peer_sizes=(10,)) if quick
+                                   else bench_plan_cmd(workdir, profile_size=500))
+        if "apply_cmd" in items:
+            say("9. apply, whole command, and the naive peer")
+            results["apply_cmd"] = (bench_apply_cmd(workdir, creates=10, updates=10, deletes=(2, 5)) if quick
+                                    else bench_apply_cmd(workdir))
         say("done")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -666,7 +650,7 @@ def run(items: Sequence[str] = ITEMS, quick: bool = False, out: Path | None = RE
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("items", nargs="*", metavar="ITEM", help=f"which items (default: all): {', '.join(ITEMS)}")
-    ap.add_argument("--quick", action="store_true", help="small sizes (a minute); figures not comparable")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes); figures not comparable")
     ap.add_argument("--out", type=Path, default=RESULTS, help="report path (default: bench/RESULTS.md)")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: rewrite the report from its .json (after editing bench/NOTES.md)")
