@@ -172,6 +172,7 @@ def _plan_options(p: Project, target: Target, targets: tuple[str, ...], excludes
     from datetime import datetime, timezone
 
     from reconciler.planner import PlanOptions
+    from reconciler.quirks import required_options
 
     return PlanOptions(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -181,6 +182,8 @@ def _plan_options(p: Project, target: Target, targets: tuple[str, ...], excludes
         excludes=tuple(excludes),
         target_url=target.url,
         desired_is_empty_dir=empty_dir,
+        **required_options(target.url, p.root, target.required,
+                           setting_source=f"reconciler.yaml (environments.{target.name}.required)"),
     )
 
 
@@ -673,7 +676,7 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
 
     outcome: list[str] = []
     try:
-        code = _apply_checked(g, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
+        code = _apply_checked(g, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
                               deadline, outcome)
     except CommandError as exc:
         outcome.append(_md("Apply failed: {}", str(exc)))
@@ -686,7 +689,8 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
     return code
 
 
-def _apply_checked(g: Globals, target: Target, the_plan: Plan, desired: LoadedSchemas, options: PlanOptions,
+def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
+                   options: PlanOptions,
                    allow_data_loss: bool, saved: bool, auto_approve: bool, deadline: Deadline | None,
                    outcome: list[str]) -> int:
     """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary
@@ -710,7 +714,7 @@ def _apply_checked(g: Globals, target: Target, the_plan: Plan, desired: LoadedSc
             click.echo("Apply cancelled.")
             outcome.append("Apply cancelled.")
             return EXIT_ERROR
-    return _run(_apply(g, target, the_plan, desired, options, allow_data_loss, saved, deadline, outcome))
+    return _run(_apply(g, p, target, the_plan, desired, options, allow_data_loss, saved, deadline, outcome))
 
 
 def _md(template: str, *values: str) -> str:
@@ -764,7 +768,8 @@ def _interrupts(control: Any) -> Iterator[None]:
             signal.signal(signal.SIGTERM, _sigterm)  # the rest of the command stops as on Ctrl-C
 
 
-async def _apply(g: Globals, target: Target, the_plan: Plan, desired: LoadedSchemas, options: PlanOptions,
+async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
+                 options: PlanOptions,
                  allow_data_loss: bool, saved: bool, deadline: Deadline | None, outcome: list[str]) -> int:
     from reconciler.applier import (
         ApplyControl,
@@ -801,6 +806,17 @@ async def _apply(g: Globals, target: Target, the_plan: Plan, desired: LoadedSche
     except PreflightIncomplete as exc:
         raise CommandError(str(exc)) from None
 
+    if result.required_line:  # the account ignores required: said once, remembered for this target
+        from reconciler.errors import ReconcilerError
+        from reconciler.quirks import record_required_ignored
+
+        click.echo(_inert(result.required_line))
+        outcome.append(_md("{}", result.required_line))
+        if target.required is None:
+            try:
+                record_required_ignored(target.url, p.root)
+            except (OSError, ReconcilerError) as exc:
+                _err(f"Warning: not recorded in .reconciler/quirks.json: {exc}")
     added, changed, destroyed = result.counts()
     counts = f"{added} added, {changed} changed, {destroyed} destroyed"
     if result.stopped:
@@ -936,27 +952,40 @@ def _listen(host: str, port: int) -> Any:
               help="0 picks a free port (printed).")
 @click.option("--db", type=click.Path(path_type=Path), help="SQLite file (default: in memory).")
 @click.option("--token", default=None, help="The Api-Token clients must send (default: sandbox-token).")
-@click.option("--rate-limit", default=5.0, show_default=True, type=float, help="Requests per second; 0 turns it off.")
+@click.option("--rate-limit", default=None, type=float,
+              help="Requests per second; 0 turns it off (default: the profile's, 5).")
 @click.option("--faults", default="", help="Fault SPEC, e.g. 429=0.2,drop=0.05,latency=100ms.")
-@click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")
+@click.option("--seed", default=None, type=int, help="Seed for reproducible faults (and shuffled lists).")
 @click.option("--log-requests", is_flag=True, help="Print one line per request (method, path, status, time, fault).")
-def serve(host: str, port: int, db: Path | None, token: str | None, rate_limit: float, faults: str,
-          seed: int | None, log_requests: bool) -> int:
+@click.option("--profile", type=click.Choice(["documented", "pessimistic"]), default="documented", show_default=True,
+              help="How undocumented behaviour is emulated: as documented, or against the client.")
+@click.option("--quirk", "quirks", multiple=True, metavar="NAME=VALUE",
+              help="Set one quirk over the profile (repeatable; --list-quirks lists them).")
+@click.option("--list-quirks", is_flag=True, help="List every quirk with both profiles' values and its source.")
+def serve(host: str, port: int, db: Path | None, token: str | None, rate_limit: float | None, faults: str,
+          seed: int | None, log_requests: bool, profile: str, quirks: tuple[str, ...], list_quirks: bool) -> int:
     """Run the emulator over HTTP."""
     from reconciler.sandbox import Faults, SandboxSettings
+    from reconciler.sandbox.quirks import apply_quirks, table
     from reconciler.sandbox.server import serve as run_server
 
+    if list_quirks:
+        click.echo("\n".join(table()))
+        return EXIT_OK
     try:
         Faults.parse(faults, seed)
+        settings = apply_quirks(SandboxSettings.from_profile(profile), quirks)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    settings = SandboxSettings(rate_limit=rate_limit, faults=faults, fault_seed=seed, log_requests=log_requests)
+    settings.faults, settings.fault_seed, settings.log_requests = faults, seed, log_requests
+    if rate_limit is not None:
+        settings.rate_limit = rate_limit
     if token:
         settings.token = token
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"Sandbox listening on http://{shown}:{bound}/api/3 ({db or 'in memory'})", err=True)
+    click.echo(f"Sandbox listening on http://{shown}:{bound}/api/3 ({db or 'in memory'}, profile {profile})", err=True)
     run_server(sock=sock, db=str(db) if db else None, settings=settings)
     return EXIT_OK
 

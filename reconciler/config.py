@@ -100,6 +100,8 @@ class Target:
     note: str | None = None
     #: Where the token came from (``$AC_STAGING_TOKEN``), for error hints; never the token.
     token_source: str | None = None
+    #: The environment's explicit ``required:`` setting (``ignored`` / ``honoured``), if any.
+    required: str | None = None
 
     def describe(self) -> str:
         """The first line every command prints, e.g. ``Target: https://acme.api-us1.com (environment "production")``."""
@@ -194,6 +196,7 @@ def _env_target(project: ProjectLike | None, env: str, environ: Mapping[str, str
     env_rate = getattr(entry, "rate_limit", None)
     return Target(name=env, url=normalize_base_url(entry.url, token=secret), token=Secret(secret),
                   protect=frozenset(entry.protect or ()), note=note, token_source=source,
+                  required=getattr(entry, "required", None),
                   client_defaults=_rate_default(rate if rate is not None else env_rate))
 
 
@@ -269,15 +272,16 @@ def resolve_target(
                               "command-line flags)")
         normalized = normalize_base_url(chosen, token=secret)
         name, protect, env_rate = ("flags" if flag_url else "environment variables"), frozenset[str](), None
+        required = None
         for env_name, entry in (getattr(project, "environments", None) or {}).items():
             with contextlib.suppress(ConfigError):
                 if normalize_base_url(entry.url) == normalized:  # the same account as an environment
                     name, protect = env_name, frozenset(entry.protect or ())
-                    env_rate = getattr(entry, "rate_limit", None)
+                    env_rate, required = getattr(entry, "rate_limit", None), getattr(entry, "required", None)
                     break
         note = ignored(flag_url, "--url is explicit") if flag_url else None
         return Target(name=name, url=normalized, token=Secret(secret), protect=protect, note=note,
-                      token_source=f"${ENV_TOKEN}",
+                      token_source=f"${ENV_TOKEN}", required=required,
                       client_defaults=_rate_default(rate if rate is not None else env_rate))
 
     if token or ambient_token:

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.cli import run
 from reconciler.sandbox import SandboxSettings
-from reconciler.sandbox.testing import running_sandbox
+from reconciler.sandbox.testing import PROFILES, running_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "tok-SECRET-e2e-7f3a91"
@@ -30,10 +30,28 @@ def _neutral_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def sandbox() -> Iterator[object]:
-    """A fresh in-memory sandbox on a free loopback port, rate limit off, our token."""
-    with running_sandbox(SandboxSettings(token=TOKEN, rate_limit=0)) as sb:
+def profile_settings(profile: str, **overrides: object) -> SandboxSettings:
+    """A sandbox profile for tests: rate limit off, our token, and under ``pessimistic`` the waits a
+    test cannot afford shortened (a 1 s Retry-After, no list lag) and the account empty (no app
+    schema seeded); every other pessimistic quirk stays on."""
+    extra: dict[str, object] = {}
+    if profile == "pessimistic":
+        extra = {"retry_after_s": 1.0, "schema_list_lag_s": 0.0, "list_visibility_delay_s": 0.0,
+                 "seed_unknown_type_schema": False}
+    return SandboxSettings.from_profile(profile, **{"token": TOKEN, "rate_limit": 0, **extra, **overrides})
+
+
+def honours_required(sandbox: object) -> bool:
+    """Whether the sandbox's profile honours ``required`` (the pessimistic one ignores it, as the real
+    API may: reconciler then detects it and stops planning it)."""
+    return bool(sandbox.settings.required_honoured)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=PROFILES)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh in-memory sandbox on a free loopback port, rate limit off, our token; every test that
+    uses it runs under both quirk profiles (documented and pessimistic, see reconciler.sandbox.quirks)."""
+    with running_sandbox(profile_settings(request.param)) as sb:
         yield sb
 
 

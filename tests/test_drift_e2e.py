@@ -8,10 +8,23 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TOKEN, Cli
+from tests.conftest import TOKEN, Cli, honours_required
 
 SEED = (Path(__file__).resolve().parent.parent / "schemas" / "orders.yaml").read_text()
 SCHEMAS = "/customObjects/schemas"
+
+
+def _notes(sandbox: Any) -> str:
+    """Where the account ignores required, drift carries one note saying it is not managed."""
+    return "" if honours_required(sandbox) else ", 1 note"
+
+
+def _info(sandbox: Any) -> int:
+    return 0 if honours_required(sandbox) else 1
+
+
+def in_sync_line(sandbox: Any) -> str:
+    return "No drift. The account matches the files" + ("." if honours_required(sandbox) else " (1 note).")
 
 
 def api(sandbox: Any, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -54,7 +67,7 @@ def test_drift_after_changes_in_the_account(seed_files: Cli, sandbox: Any) -> No
     assert cli("apply", "--auto-approve").code == 0
     r = cli("drift")
     assert r.code == 0, r.out + r.err
-    assert "No drift. The account matches the files." in r.out
+    assert in_sync_line(sandbox) in r.out
 
     stamp = change_in_the_account(sandbox)
     sandbox.traffic.clear()
@@ -67,21 +80,22 @@ def test_drift_after_changes_in_the_account(seed_files: Cli, sandbox: Any) -> No
         assert line is not None, (words, r.out)
         assert line.strip().startswith(symbol) and f"[{stamp}]" in line
     assert f'schema "online-order" (account updated {stamp})' in r.out
-    assert "Drift: 4 differences between the account and the files." in r.out
+    assert ("Drift: 4 differences between the account and the files"
+            + ("." if honours_required(sandbox) else " (1 note).")) in r.out
 
     # json: one item per change, each with its timestamp; never an appliable plan file
     r = cli("drift", "--format", "json")
     assert r.code == 2
     report = json.loads(r.out)
     assert report["format"] == "reconciler-drift/v1" and "format_version" not in report and "digest" not in report
-    items = {i["key"]: i for i in report["items"]}
+    items = {i["key"]: i for i in report["items"] if i["severity"] == "drift"}  # (not the required note)
     assert set(items) == set(EXPECTED)
     assert all(i["updatedTimestamp"] == stamp and i["severity"] == "drift" for i in items.values())
     assert all(i["changed_in"] is None for i in items.values())  # no git work tree: no evidence
     assert items["online-order.labels.singular"]["account"] == "Web Order"
     assert items["online-order.labels.singular"]["files"] == "Online Order"
     assert items["online-order.order-ship-status.options"]["account"] == ["Returned"]
-    assert report["summary"] == {"drift": 4, "ignored": 0, "info": 0}
+    assert report["summary"] == {"drift": 4, "ignored": 0, "info": _info(sandbox)}
     (cli.workdir / "drift.json").write_text(r.out)
     refused = cli("apply", "drift.json")
     assert refused.code == 1 and "is a drift report, not a plan file" in refused.err
@@ -104,7 +118,7 @@ def test_ignore_rules_count_instead_of_hiding(seed_files: Cli, sandbox: Any) -> 
 
     r = cli("--no-color", "drift", "--ignore", "online-order.coupon.*")
     assert r.code == 2
-    assert "Drift: 3 differences between the account and the files (1 ignored)." in r.out
+    assert f"Drift: 3 differences between the account and the files (1 ignored{_notes(sandbox)})." in r.out
     assert "# field online-order.coupon is in the account but not in the files" in r.out
     assert "(ignored by 'online-order.coupon.*')" in r.out
 
@@ -113,14 +127,14 @@ def test_ignore_rules_count_instead_of_hiding(seed_files: Cli, sandbox: Any) -> 
     r = cli("drift", "--format", "json")
     report = json.loads(r.out)
     assert r.code == 2
-    assert report["summary"] == {"drift": 2, "ignored": 2, "info": 0}
+    assert report["summary"] == {"drift": 2, "ignored": 2, "info": _info(sandbox)}
     ignored = {i["key"]: i["ignored_by"] for i in report["items"] if i["ignored_by"]}
     assert ignored == {"online-order.coupon": "*.coupon", "online-order.labels.singular": "*.labels.*"}
 
     # everything ignored: in sync as far as drift is concerned, but still counted
     r = cli("drift", "--ignore", "online-order.order-*")
     assert r.code == 0, r.out
-    assert "No drift. The account matches the files (4 ignored)." in r.out
+    assert f"No drift. The account matches the files (4 ignored{_notes(sandbox)})." in r.out
 
 
 def test_drift_is_zero_after_reverting(seed_files: Cli, sandbox: Any) -> None:
@@ -139,7 +153,7 @@ def test_drift_is_zero_after_reverting(seed_files: Cli, sandbox: Any) -> None:
     sandbox.traffic.clear()
     r = cli("drift")
     assert r.code == 0, r.out
-    assert "No drift. The account matches the files." in r.out
+    assert in_sync_line(sandbox) in r.out
     assert sandbox.traffic.writes() == []
 
 
@@ -151,7 +165,7 @@ def test_unmanaged_schemas_are_information(seed_files: Cli, sandbox: Any) -> Non
     r = cli("--no-color", "drift")
     assert r.code == 0, r.out
     assert "i schema tickets is in the account but not in the files (unmanaged; prune is off)" in r.out
-    assert "(1 note)" in r.out
+    assert ("(1 note)" if honours_required(sandbox) else "(2 notes)") in r.out
     # with prune: true the same schema is drift (apply would delete it)
     (cli.workdir / "reconciler.yaml").write_text("prune: true\n")
     r = cli("--no-color", "drift")
