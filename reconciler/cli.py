@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -169,13 +170,13 @@ def _client(target: Target, deadline: Deadline | None) -> Client:
 
 def _plan_options(p: Project, target: Target, targets: tuple[str, ...], excludes: tuple[str, ...],
                   empty_dir: bool) -> PlanOptions:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from reconciler.planner import PlanOptions
     from reconciler.quirks import required_options
 
     return PlanOptions(
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         prune=p.config.prune,
         protect=frozenset(target.protect),
         targets=tuple(targets),

@@ -31,7 +31,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -231,7 +231,7 @@ def _epoch(timestamp: str | None) -> float | None:
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     zone = m.group(8)
     try:
-        when = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=timezone.utc)
+        when = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
     except ValueError:
         return None
     if zone not in ("Z", "z"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
@@ -109,7 +109,7 @@ def _clean_text(value: Any) -> Any:
     return value
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """Field data types. The API says the list "is still being finalized" (ac-api.md §4)."""
 
     TEXT = "text"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,7 +108,7 @@ def record_required_ignored(target_url: str, project_root: str | os.PathLike[str
     key = _key(target_url)
     entry = dict(data.get(key, {}))
     if entry.get("required") != "ignored" or not isinstance(entry.get("detected"), str):
-        when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        when = (now or datetime.now(UTC)).astimezone(UTC)
         entry.update({"required": "ignored", "detected": when.isoformat(timespec="seconds")})
     data[key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)

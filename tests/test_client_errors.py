@@ -7,6 +7,7 @@ are in test_client.py against the sandbox.
 from __future__ import annotations
 
 import pickle
+from datetime import UTC
 
 import pytest
 
@@ -115,12 +116,12 @@ def test_errors_pickle() -> None:
 
 
 def test_retry_after_parsing() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     assert parse_retry_after("30") == 30.0
     assert parse_retry_after("1.5") == 1.5
     assert parse_retry_after("-3") == 0.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Thu, 01 Jan 2026 12:00:07 GMT", now=now) == 7.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def test_recorded_then_planned_without_required_and_said_so(tmp_path: Path) -> N
     with running_sandbox(ignoring()) as sb:
         _p, result, _again = asyncio.run(_apply(sb, want))
         assert result.required_ignored
-        path = record_required_ignored(sb.url, tmp_path, now=datetime(2026, 5, 21, 11, 14, tzinfo=timezone.utc))
+        path = record_required_ignored(sb.url, tmp_path, now=datetime(2026, 5, 21, 11, 14, tzinfo=UTC))
         options = PlanOptions(**required_options(sb.url, tmp_path))
         # both ways: the file now says not required for number, required for note
         flipped = schema(field("number"), field("note", required=True))
@@ -148,7 +148,7 @@ def test_no_cache_no_setting_manages_required(tmp_path: Path) -> None:
 
 
 def test_a_recorded_detection_turns_required_off_for_that_target_only(tmp_path: Path) -> None:
-    record_required_ignored(URL + "/api/3/", tmp_path, now=datetime(2026, 5, 21, 9, 0, tzinfo=timezone.utc))
+    record_required_ignored(URL + "/api/3/", tmp_path, now=datetime(2026, 5, 21, 9, 0, tzinfo=UTC))
     assert required_options(URL, tmp_path) == {"required_managed": False, "required_reason": "detected 2026-05-21"}
     assert required_options("https://other.api-us1.com", tmp_path)["required_managed"] is True
     data = json.loads((tmp_path / ".reconciler" / "quirks.json").read_text())
@@ -156,9 +156,9 @@ def test_a_recorded_detection_turns_required_off_for_that_target_only(tmp_path: 
 
 
 def test_a_later_detection_keeps_the_first_date_and_the_other_targets(tmp_path: Path) -> None:
-    record_required_ignored(URL, tmp_path, now=datetime(2026, 5, 21, tzinfo=timezone.utc))
-    record_required_ignored("https://b.api-us1.com", tmp_path, now=datetime(2026, 6, 2, tzinfo=timezone.utc))
-    record_required_ignored(URL, tmp_path, now=datetime(2026, 7, 1, tzinfo=timezone.utc))
+    record_required_ignored(URL, tmp_path, now=datetime(2026, 5, 21, tzinfo=UTC))
+    record_required_ignored("https://b.api-us1.com", tmp_path, now=datetime(2026, 6, 2, tzinfo=UTC))
+    record_required_ignored(URL, tmp_path, now=datetime(2026, 7, 1, tzinfo=UTC))
     quirks = read_quirks(tmp_path)
     assert quirks[URL]["detected"].startswith("2026-05-21")
     assert quirks["https://b.api-us1.com"]["detected"].startswith("2026-06-02")

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def commit(repo: Path, message: str, when: float) -> None:
 
 def stamp(epoch: float) -> str:
     """An API timestamp (nanoseconds, ``Z``)."""
-    base = datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{int((epoch % 1) * 1e9):09d}Z"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -33,7 +33,7 @@ async def sync_contact(request: Request) -> Response:
     if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
         return json_response(INVALID, 422)
     email = email.strip()
-    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
     with store.transaction():  # the look-up by email and the write against the same state
         doc = store.get_contact_by_email(email)
         created = doc is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _lock = threading.Lock()
 _last = 0
@@ -33,7 +33,7 @@ def advance_past(ns: int) -> None:
 def format_ns(ns: int) -> str:
     """Fixed-width ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``: sorts lexicographically like time."""
     secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{frac:09d}Z"
 
 
