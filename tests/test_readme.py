@@ -119,3 +119,24 @@ def test_the_targets_table_quotes_the_real_errors(row: str, tmp_path: Path) -> N
     actual = r.stderr.strip().splitlines()[-1]
     for part in quoted.split("…"):
         assert part.strip() in actual, (quoted, actual)
+
+
+def test_the_first_change_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    section = README[README.index("### A first change"):README.index("A plan reads like Terraform's")]
+    addition = re.search(r"```yaml\n(.*?)```", section, re.S)
+    console = re.search(r"```console\n(.*?)```", section, re.S)
+    assert addition is not None and console is not None
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    assert _run(tmp_path, "reconciler apply --sandbox --auto-approve", {}).returncode == 0
+    seed = tmp_path / "schemas" / "orders.yaml"
+    text = seed.read_text(encoding="utf-8")
+    seed.write_text(text.replace("relationships:\n", addition.group(1) + "relationships:\n", 1), encoding="utf-8")
+    # each "$ command" of the block, then its output as printed ("…" stands for lines left out)
+    blocks = re.split(r"^\$ ", console.group(1), flags=re.M)[1:]
+    for block in blocks:
+        command, _, expected = block.partition("\n")
+        r = _run(tmp_path, command + " --no-color", {})
+        assert r.returncode == 0, (command, r.stdout, r.stderr)
+        want = [line for line in expected.splitlines() if line != "…"]
+        got = r.stdout.rstrip("\n").splitlines()
+        assert (got[-len(want):] if "…" in expected else got) == want, r.stdout
