@@ -106,7 +106,7 @@ async def create_schema(request: Request) -> Response:
     state = state_of(request)
     raw = rules.body_part(await read_json_object(request), "schema")
     with state.store.transaction():  # the slug check and the insert against the same state
-        parts = rules.check_new_schema(raw, state.store.list_schemas(), state.settings)
+        parts = rules.check_new_schema(raw, state.store.schema_refs(), state.settings)
         doc = _new_doc(parts, "private")
         _write(request, None, doc)
     return _one(doc, request, 201)
@@ -125,7 +125,7 @@ async def create_public_schema(request: Request) -> Response:
     if errs:
         raise rules.Unprocessable(errs)
     with state.store.transaction():
-        parts = rules.check_new_schema(raw, state.store.list_schemas(), state.settings,
+        parts = rules.check_new_schema(raw, state.store.schema_refs(), state.settings,
                                        slug=f"app-{app_id}-{slug}")
         doc = _new_doc(parts, "public")
         doc["appId"] = str(app_id)
@@ -142,7 +142,7 @@ async def create_child_schema(request: Request, schema_id: str) -> Response:
         parent = _schema_or_404(request, schema_id)
         if parent["visibility"] != "public":
             raise rules.Unprocessable([rules.error("schema", "Only public schemas can have child schemas")])
-        others = [d for d in state.store.list_schemas() if d["id"] != parent["id"]]
+        others = [d for d in state.store.schema_refs() if d["id"] != parent["id"]]
         errs: list[dict[str, Any]] = []
         rules.slug_unique(parent["slug"], others, errs)
         if errs:
@@ -174,7 +174,7 @@ async def update_schema(request: Request, schema_id: str) -> Response:
     raw = rules.body_part(await read_json_object(request), "schema")
     with state.store.transaction():
         stored = _schema_or_404(request, schema_id)
-        others = [d for d in state.store.list_schemas() if d["id"] != schema_id]
+        others = [d for d in state.store.schema_refs() if d["id"] != schema_id]
         doc = rules.check_update(stored, raw, others, state.settings)
         if _validate_only(request):
             return _one(doc, request)

@@ -178,6 +178,13 @@ class Store:
     def list_schemas(self) -> list[dict[str, Any]]:
         return [json.loads(doc) for (doc,) in self._query("SELECT doc FROM schemas ORDER BY seq")]
 
+    def schema_refs(self) -> list[dict[str, str]]:
+        """``[{"id", "slug"}, …]`` of every schema, in creation order: what the account-wide rules
+        (slug uniqueness, relationship namespaces, the schema cap) read, without decoding whole
+        documents (a create would otherwise decode every stored schema)."""
+        rows = self._query("SELECT id, json_extract(doc, '$.slug') FROM schemas ORDER BY seq")
+        return [{"id": str(i), "slug": str(slug)} for i, slug in rows]
+
     def schema_page(self, offset: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
         """``(total, [(id, stored JSON text), …])``: one page of the schemas in creation order (as
         :meth:`list_schemas`), by SQL ``LIMIT``/``OFFSET``, without decoding any document."""
