@@ -81,7 +81,7 @@ def test_orders_format_is_stable() -> None:
     once = format_text(text)
     assert format_text(once) == once
     assert "# values; the API assigns the ids" in once
-    assert "# The \"Online Order\" schema" in once.splitlines()[1]  # after the editor-schema line
+    assert "\"Online Order\" schema" in once.splitlines()[1]  # after the editor-schema line
     assert load_text(once).comparable() == load_text(text).comparable()
 
 
