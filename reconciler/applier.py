@@ -1,4 +1,4 @@
-"""Execute a plan: gates, saved-plan check, preflight, ordered stages, per-schema race checks,
+"""Execute a plan: gates, saved-plan check, ordered stages, race checks, optional preflight,
 progress, partial failure, interrupts, verification.
 
 A plan becomes *steps* (one API write each) grouped in ordered *stages*:
@@ -7,20 +7,32 @@ A plan becomes *steps* (one API write each) grouped in ordered *stages*:
    another new schema's relationship points at is created in an earlier stage (a relationship that
    closes a cycle between new schemas is added by a PUT once both exist);
 2. schema updates: every label/description/slug change, field addition, field property change and
-   option addition of one schema in a single PUT (preflighted first with ``validateOnly``); renames
-   first. A field delete that frees a label which an update takes over runs just before them;
+   option addition of one schema in a single PUT; renames first. A field delete that frees a label
+   which an update takes over runs just before them;
 3. field deletes, one DELETE each;
 4. schema deletes, one DELETE each.
 
 Steps of one stage run concurrently across schemas (the client's limiter keeps the account's rate);
-the steps of one schema run one after the other, each preceded by a GET of the schema whose
-:func:`~reconciler.plan.fingerprint` must be the one the plan read (or the one our own previous
-write to it returned). A schema that changed otherwise (another apply, a user in the UI) stops the
-run before anything more is written to it. The API has no lock and no conditional write, so a write
-that lands between our GET and our write cannot be prevented: the GET and the write are queued as a
-pair (no other step's request between them in the limiter), which narrows the window to about one
-round trip and one limiter slot, and the write's answer (and the final read) are compared with what
-our write alone would give, so such a merge is reported as the race, after the fact.
+the steps of one schema run one after the other.
+
+Concurrent applies (another apply, a user in the UI) are detected where they can be, at a cost of
+one request per 100 schemas a stage, not one per write:
+
+* before each stage that writes schemas that exist (everything but the creates), the account's
+  schema list is read once and each schema the stage writes must show the
+  :func:`~reconciler.plan.fingerprint` the plan read (or the one our own previous write to it
+  returned). A saved plan's read of the account (for the re-plan) is the first stage's read;
+* every write's answer (PUT and field DELETE return the schema) is compared with what the write
+  alone would give the schema as last seen: anything the write did not touch must be as it was;
+* the final read: a schema we wrote that is not as our last write left it.
+
+A schema that changed otherwise stops the run before anything more is written to it
+(:func:`race_message`). The API has no lock and no conditional write, so a write by someone else
+that lands between the stage's read and our write is not prevented: it is reported, from our
+write's answer or the final read. ``preflight=True`` narrows that window for destructive writes to
+one round trip (a GET of the schema right before its first field or schema delete, taken as a pair
+with the write in the limiter) and sends every update once with ``validateOnly`` before anything
+is written (:func:`preflight_updates`).
 
 At the first failure no new step starts; steps in flight finish; the result says what was done,
 what failed (with the API's error) and what was not started. A write whose answer was lost (the
@@ -31,6 +43,8 @@ either idempotent or, for creates, looked up by slug before it is retried (clien
 A saved plan (``saved=True``) is an approval of a computation, not a script: apply plans again from
 the files and the account (read under the plan's fingerprints) and refuses unless that gives the
 same changes and errors. The plan file's digest can be recomputed by anyone who edits it.
+
+:func:`estimate` counts the requests a run sends the way the run sends them (the plan states it).
 
 :class:`ApplyControl` stops a run from outside (the CLI's signal handlers): ``stop`` starts nothing
 new and lets the steps in flight finish; ``abort`` cancels the requests in flight at once, and their
@@ -47,7 +61,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.client import Client, normalize_base_url
+from reconciler.client import PAGE_SIZE, Client, normalize_base_url
 from reconciler.errors import (
     ApiError,
     AuthenticationFailed,
@@ -65,6 +79,7 @@ from reconciler.plan import (
     CreateSchema,
     DeleteField,
     DeleteSchema,
+    Estimate,
     Plan,
     UpdateField,
     UpdateRelationship,
@@ -91,8 +106,9 @@ __all__ = [
     "apply_plan",
     "build_stages",
     "check_fresh",
+    "estimate",
     "gate_reasons",
-    "preflight",
+    "preflight_updates",
     "race_message",
 ]
 
@@ -471,7 +487,19 @@ def _is_rejection(exc: Exception) -> bool:
     return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
 
-async def preflight(client: Client, stages: Sequence[Sequence[Step]]) -> None:
+def _preflighted(stages: Sequence[Sequence[Step]]) -> list[Step]:
+    """The updates :func:`preflight_updates` sends (those of schemas that exist before the run)."""
+    return [s for stage in stages for s in stage
+            if s.method == "update" and s.schema_id is not None and s.preflight is not None]
+
+
+def _rechecked(stages: Sequence[Sequence[Step]]) -> set[str]:
+    """Ids of the schemas that ``preflight`` reads again right before their first destructive write."""
+    return {s.schema_id for stage in stages for s in stage
+            if s.method in ("delete-field", "delete-schema") and s.schema_id is not None}
+
+
+async def preflight_updates(client: Client, stages: Sequence[Sequence[Step]]) -> None:
     """Send every update once with ``validateOnly``. Raise :class:`PreflightFailed` when the API
     rejects one (its validation answer), else :class:`PreflightIncomplete` when one got no answer
     after the client's retries (transport failures, 5xx, 429, auth, 404): nothing is written then.
@@ -479,9 +507,6 @@ async def preflight(client: Client, stages: Sequence[Sequence[Step]]) -> None:
     Creates and deletes cannot be preflighted: the API documents ``validateOnly`` for updates only.
     An update is checked without what only an earlier stage makes valid (:attr:`Step.preflight`).
     """
-    updates = [s for stage in stages for s in stage
-               if s.method == "update" and s.schema_id is not None and s.preflight is not None]
-
     async def check(step: Step) -> tuple[str, ApiError] | None:
         assert step.schema_id is not None and step.preflight is not None
         try:
@@ -490,12 +515,70 @@ async def preflight(client: Client, stages: Sequence[Sequence[Step]]) -> None:
             return step.slug, exc
         return None
 
-    failures = [f for f in await asyncio.gather(*(check(s) for s in updates)) if f is not None]
+    failures = [f for f in await asyncio.gather(*(check(s) for s in _preflighted(stages))) if f is not None]
     rejected = [(slug, exc) for slug, exc in failures if _is_rejection(exc)]
     if rejected:
         raise PreflightFailed(rejected)
     if failures:
         raise PreflightIncomplete(failures)
+
+
+def _field_deletes_to_probe(plan: Plan, counted: Plan) -> list[DeleteField]:
+    """The field deletes whose admin permission :meth:`_Run._check_admin` asks the account about
+    (empty: no request): none when ``counted`` (the plan as printed) holds a record total, read with
+    the same admin-only list."""
+    deletes = [c for c in plan.changes if isinstance(c, DeleteField) and not c.blocked and c.schema_id]
+    if any(f.impact is not None and f.impact.total is not None
+           for c in counted.changes if isinstance(c, DeleteField) for f in c.findings):
+        return []
+    return deletes
+
+
+def _pages(schemas: int) -> int:
+    """Requests of one read of a schema list this long (an empty list is one request too)."""
+    return max(1, -(-schemas // PAGE_SIZE))
+
+
+def _requests(plan: Plan, stages: Sequence[Sequence[Step]], account_schemas: int, *, saved: bool,
+              preflight: bool) -> int:
+    """What :class:`_Run` sends for ``plan`` when nothing fails, in its order (see :func:`estimate`)."""
+    size = account_schemas
+    sent = 0
+    listed = saved  # a read of the account that no write followed yet: the next stage's check
+    if saved:
+        sent += _pages(size)
+    if any(stages):
+        sent += 1 if _field_deletes_to_probe(plan, plan) else 0
+        if preflight:
+            sent += len(_preflighted(stages)) + len(_rechecked(stages))
+            listed = False
+    for stage in stages:
+        if any(s.method != "create" for s in stage) and not listed:
+            sent += _pages(size)
+        listed = False
+        sent += len(stage)
+        size += sum(s.method == "create" for s in stage) - sum(s.method == "delete-schema" for s in stage)
+    return sent + _pages(size)  # the verification read
+
+
+def estimate(plan: Plan, *, account_schemas: int, rate: float | None, pace: float | None = None,
+             saved: bool = False) -> Estimate | None:
+    """What applying ``plan`` costs: the requests :func:`apply_plan` sends when nothing fails (the
+    reads of the account before the stages, the admin check, the writes, the verification read) and
+    how many more ``preflight=True`` sends; ``None`` when there is nothing to apply or the gates
+    refuse it whatever the flags.
+
+    ``account_schemas``: how many schemas the account holds (every list read is one request per 100).
+    ``saved``: applied as a saved plan, whose re-plan reads the account first (that read is then the
+    first stage's check). ``rate``: the account's requests/s; ``pace``: what the client keeps (the
+    seconds follow from it; default ``rate``). Failures, retries and 429s cost more.
+    """
+    if not plan.changes or gate_reasons(plan, allow_data_loss=True):
+        return None
+    stages = build_stages(plan)
+    plain = _requests(plan, stages, account_schemas, saved=saved, preflight=False)
+    checked = _requests(plan, stages, account_schemas, saved=saved, preflight=True)
+    return Estimate(requests=plain, preflight=checked - plain, rate=rate, pace=pace if pace is not None else rate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +592,9 @@ class ApplyControl:
     ``stop`` (first interrupt): start nothing new; the steps in flight finish and are reported.
     ``abort`` (second interrupt): cancel the requests in flight at once; their steps are reported as
     ``unknown`` (the write may or may not have reached the account). ``in_flight`` is a live count of
-    the steps with requests out: from the race check's GET to the write's answer (and its read-back).
+    the requests out: a stage's read of the account, and each step's from its first request (the
+    write, or with ``preflight`` the GET before a destructive one) to the write's answer (and its
+    read-back).
     """
 
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -617,9 +702,10 @@ def _first_difference(saved: Plan, again: Plan) -> str | None:
 def _expected_fingerprints(plan: Plan) -> dict[str, str]:
     """schema id -> the fingerprint the first write to it expects (the plan's read of that schema).
 
-    The plan read the schema in the list (``GET /customObjects/schemas?showFields=all``), the check
-    reads it alone (``GET …/schemas/{id}?showFields=all``): that both show the same object is a
-    guess the docs leave open (their examples agree; the sandbox serves the same text)."""
+    The plan and the stages' checks read the schema in the list (``GET /customObjects/schemas
+    ?showFields=all``); ``preflight``'s check before a destructive write reads it alone (``GET
+    …/schemas/{id}?showFields=all``): that both show the same object is a guess the docs leave open
+    (their examples agree; the sandbox serves the same text)."""
     live_slug: dict[str, str] = {}
     for c in plan.changes:
         if c.schema_id is None:
@@ -670,7 +756,7 @@ class _Run:
 
     def __init__(self, plan: Plan, client: Client, desired: Mapping[str, Schema], options: PlanOptions,
                  control: ApplyControl, on_step: Callable[[StepResult], None] | None, concurrency: int,
-                 saved: bool, files_digest: str | None):
+                 saved: bool, files_digest: str | None, preflight: bool):
         self.plan = plan
         self.client = client
         self.desired = desired
@@ -680,14 +766,19 @@ class _Run:
         self.gate = asyncio.Semaphore(concurrency)
         self.saved = saved
         self.files_digest = files_digest
+        self.preflight = preflight
         self.steps: list[Step] = []
         self.results: list[StepResult | None] = []
         self.writing: set[int] = set()  # steps whose write was sent (their outcome is open until settled)
         self.created: dict[str, str] = {}  # slug -> id of the schemas created by this run
         self.expected: dict[str, str] = {}  # schema id -> fingerprint the next write to it expects
+        self.known: dict[str, Schema] = {}  # schema id -> as last read or answered (the write's "before")
         self.last_write: dict[str, int] = {}  # schema id -> the step that wrote it last
+        #: schema id -> schema of a read of the account that no write followed yet (the next check)
+        self.listed: dict[str, Schema] | None = None
+        self.rechecked: set[str] = set()  # schemas read again before their first destructive write
         self.locks: dict[str, asyncio.Lock] = {}
-        self.pairing = asyncio.Lock()  # held from a step's race-check GET until its write is queued
+        self.pairing = asyncio.Lock()  # held from a destructive step's GET until its write is queued
         self.halted = False  # a step failed: start nothing new
         self.required_ignored: dict[str, None] = {}  # slug.field-id sent required, kept not required
 
@@ -696,19 +787,60 @@ class _Run:
     async def main(self) -> ApplyResult:
         given = self.plan  # a saved plan's record counts are not made again by the re-plan
         if self.saved:
-            self.plan = await self._verify_saved()
+            self.plan = await self._verify_saved()  # its read of the account is the first stage's check
         self._set_steps(self.plan)
         self.expected = _expected_fingerprints(self.plan)
         if self.steps and not self.control.interrupted:
             await self._check_admin(given)
-            await preflight(self.client, self._stages)
+            if self.preflight:
+                await preflight_updates(self.client, self._stages)
+                self.listed = None  # read again after the preflight's time
         for indices in self._stage_indices:
+            if not self._stopping():
+                await self._check_stage(indices)
             if self._stopping():
                 for i in indices:
-                    self.results[i] = StepResult(self.steps[i], "not started")
+                    if self.results[i] is None:
+                        self.results[i] = StepResult(self.steps[i], "not started")
                 continue
+            self.listed = None  # this stage writes: what was read before it is not the account after
             await asyncio.gather(*(self._run(i) for i in indices))
         return await self._finish()
+
+    async def _check_stage(self, indices: Sequence[int]) -> None:
+        """Before a stage that writes schemas that exist: one read of the account (unless the last
+        read was made since the last write), and each schema the stage writes must show the
+        fingerprint its next write expects. A schema that does not (or is gone) fails its first step
+        with the race; the run then stops before this stage writes anything."""
+        steps = [(i, self.steps[i]) for i in indices if self.steps[i].method != "create"]
+        if not steps:
+            return
+        listed, self.listed = self.listed, None
+        if listed is None:
+            self.control.in_flight += 1
+            try:
+                listed = {s.id: s for s in await self.client.list_schemas() if s.id is not None}
+            except Exception as exc:  # any failure stops the run and is reported
+                self.halted = True
+                i, step = steps[0]
+                self._report(i, StepResult(step, "failed", error=(
+                    f"could not read the account before writing to it: {_text(exc)}; nothing was written to it")))
+                return
+            finally:
+                self.control.in_flight -= 1
+        seen: set[str] = set()
+        for i, step in steps:
+            schema_id = step.schema_id or self.created.get(step.slug)
+            assert schema_id is not None  # a schema created by this run has its id: its create was done
+            if schema_id in seen:
+                continue
+            seen.add(schema_id)
+            now = listed.get(schema_id)
+            if now is None or fingerprint(now) != self.expected.get(schema_id):
+                self.halted = True
+                self._report(i, StepResult(step, "failed", error=race_message(step.slug), race=True))
+            else:
+                self.known[schema_id] = now
 
     def _set_steps(self, plan: Plan) -> None:
         """The plan's stages; ``steps`` numbers their steps in order, ``_stage_indices`` each stage's."""
@@ -731,7 +863,9 @@ class _Run:
             raise PlanMismatch(f"the plan was made for {plan.target or 'no named target'}, not for "
                                f"{base.removesuffix('/api/3')}; plan again for this target (or choose the "
                                "plan's target, e.g. with --env)")
-        live = {s.slug: s for s in await self.client.list_schemas()}
+        listed = await self.client.list_schemas()
+        live = {s.slug: s for s in listed}
+        self.listed = {s.id: s for s in listed if s.id is not None}
         files = digest_of_desired(self.desired)
         if self.files_digest is not None and self.files_digest != files:
             raise PlanMismatch("the desired digest given does not match the desired schemas given")
@@ -751,12 +885,9 @@ class _Run:
         """Raise :class:`NeedsAdmin` before any write when the plan deletes fields and the token is
         refused an admin-only read. A plan whose record counts were had (``counted``: a schema's
         total is an unfiltered records list) needs no further read; otherwise one count is asked for."""
-        deletes = [c for c in self.plan.changes if isinstance(c, DeleteField) and not c.blocked and c.schema_id]
+        deletes = _field_deletes_to_probe(self.plan, counted)
         if not deletes:
             return
-        if any(f.impact is not None and f.impact.total is not None
-               for c in counted.changes if isinstance(c, DeleteField) for f in c.findings):
-            return  # the plan's counts were read with this account's admin-only list
         try:
             assert deletes[0].schema_id is not None
             await self.client.count_records(deletes[0].schema_id)
@@ -810,37 +941,41 @@ class _Run:
             self._report(i, res)
 
     async def _execute(self, i: int, step: Step, entered: list[bool]) -> StepResult:
-        """Check, write, and judge the answer. ``entered[0]`` is set once the step counts as in flight
-        (it holds the pair and sends its first request)."""
+        """(Re-check,) write, and judge the answer. ``entered[0]`` is set once the step counts as in
+        flight (it sends its first request)."""
         started = time.perf_counter()
 
         def result(status: str, error: str | None = None, **kw: Any) -> StepResult:
             return StepResult(step, status, time.perf_counter() - started, error, **kw)
 
         schema_id = step.schema_id or self.created.get(step.slug)
-        now: Schema | None = None
-        # The race check, as close to the write as we can get it: the GET and the write are taken
-        # as a pair (``pairing``), so no other step's request queues for the client's limiter between
-        # them; the pair ends once the write has queued for its token (one turn of the loop).
-        async with self.pairing if step.method != "create" else contextlib.nullcontext():
+        # the schema as the stage's read or our previous write to it showed it (None: a create)
+        before = self.known.get(schema_id) if schema_id is not None and step.method != "create" else None
+        recheck = (self.preflight and step.method in ("delete-field", "delete-schema")
+                   and schema_id is not None and schema_id not in self.rechecked)
+        # With ``preflight``, the schema is read right before its first destructive write: the GET
+        # and the write are taken as a pair (``pairing``), so no other step's request queues for the
+        # client's limiter between them; the pair ends once the write has queued for its token.
+        async with self.pairing if recheck else contextlib.nullcontext():
             if self._stopping():  # stopped while this step waited for the pair
                 return StepResult(step, "not started")
             self.control.in_flight += 1
             entered[0] = True
-            if step.method != "create":
+            if recheck:
                 assert schema_id is not None
+                self.rechecked.add(schema_id)
                 try:
-                    now = await self.client.get_schema(schema_id)
+                    before = await self.client.get_schema(schema_id)
                 except NotFound:
                     return self._race(step, result)
                 except Exception as exc:  # any failure stops the run and is reported
                     self.halted = True
                     return result("failed", f'could not read schema "{step.slug}" before writing to it: '
                                             f"{_text(exc)}; nothing was written to it")
-                if fingerprint(now) != self.expected.get(schema_id):
+                if fingerprint(before) != self.expected.get(schema_id):
                     return self._race(step, result)
-            if self.control.interrupted:  # stopped during the check: this write is not started
-                return StepResult(step, "not started")
+                if self.control.interrupted:  # stopped during the check: this write is not started
+                    return StepResult(step, "not started")
             self.writing.add(i)
             write = asyncio.ensure_future(_run_step(self.client, step, self.created))
             try:
@@ -859,16 +994,19 @@ class _Run:
             return await self._failed_write(i, exc, result)
         self.writing.discard(i)
         self._detect_required(step, after)
+        if after is None and schema_id is not None:  # a schema delete answers with no schema
+            self.known.pop(schema_id, None)
         if after is not None and after.id is not None:
             # A guess, true of the sandbox: the write's answer (PUT and field DELETE with
             # ?showFields=all; the create's POST, for which showFields is not documented) shows the
-            # schema exactly as the GET ?showFields=all of the next check will, so equal
+            # schema exactly as the list ?showFields=all of the next check will, so equal
             # fingerprints mean "unchanged". If the real API differs, the next check reports a race
             # that is not one (safe: it stops, it does not write).
             self.expected[after.id] = fingerprint(after)
+            self.known[after.id] = after
             self.last_write[after.id] = i
-            if now is not None and self._landed_on_a_change(step, now, after):
-                # the answer shows a write of someone else's between our check and our write: ours
+            if before is not None and self._landed_on_a_change(step, before, after):
+                # the answer shows a write of someone else's since the schema was last seen: ours
                 # is in, merged with theirs; nothing more is written to the schema
                 self.halted = True
                 return result("done", race_message(step.slug), race=True)
@@ -891,6 +1029,7 @@ class _Run:
         if done:
             if now is not None and now.id is not None:
                 self.expected[now.id] = fingerprint(now)
+                self.known[now.id] = now
                 self.last_write[now.id] = i
                 if step.method == "create":
                     self.created[step.slug] = now.id
@@ -919,7 +1058,7 @@ class _Run:
         return not self._still_open(step, now), now
 
     def _landed_on_a_change(self, step: Step, checked: Schema, after: Schema) -> bool:
-        """Does our write's answer show more than our write did to the schema we checked? Outside
+        """Does our write's answer show more than our write did to the schema as last seen? Outside
         what the step writes it must be as checked, and what it writes must be as the files say."""
         if _outside(step, checked) != _outside(step, after):
             return True
@@ -1079,14 +1218,21 @@ async def apply_plan(
     stop: asyncio.Event | None = None,
     control: ApplyControl | None = None,
     concurrency: int = 8,
+    preflight: bool = False,
 ) -> ApplyResult:
     """Execute ``plan`` against the account behind ``client``.
 
     Raises, before anything is written: :class:`ApplyRefused` (gates), :class:`StalePlan` (a saved
     plan out of date) or :class:`PlanMismatch` (a saved plan that planning again does not give, or
-    made for another target), :class:`PreflightFailed` (the API rejected an update) or
+    made for another target), :class:`NeedsAdmin` (field deletes with a token that is not an
+    admin's), and with ``preflight`` :class:`PreflightFailed` (the API rejected an update) or
     :class:`PreflightIncomplete` (the preflight got no answer). Write failures do not raise: they are
-    in the returned :class:`ApplyResult`, as is the verification.
+    in the returned :class:`ApplyResult`, as is the verification. Without ``preflight``, an update
+    the API rejects is a failed step: the run stops there (what was written before stays written).
+
+    ``preflight``: every update is sent once with ``validateOnly`` before anything is written, and
+    each schema is read again right before its first destructive write (:func:`estimate` says what
+    that costs).
 
     ``control`` (or, the older form, ``stop`` alone) interrupts the run; ``desired_digest``, when
     given, must be the digest of ``desired`` (apply computes it itself).
@@ -1098,7 +1244,7 @@ async def apply_plan(
     reasons = gate_reasons(plan, allow_data_loss=allow_data_loss)
     if reasons:
         raise ApplyRefused(reasons)
-    run = _Run(plan, client, desired, options, control, on_step, concurrency, saved, desired_digest)
+    run = _Run(plan, client, desired, options, control, on_step, concurrency, saved, desired_digest, preflight)
     work = asyncio.ensure_future(run.main())
     aborting = asyncio.ensure_future(control.abort.wait())
     try:

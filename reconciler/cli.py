@@ -199,17 +199,31 @@ def _check_narrowing(options: PlanOptions, slugs: set[str]) -> None:
 
 
 async def _fresh_plan(target: Target, desired: LoadedSchemas, options: PlanOptions, deadline: Deadline | None,
-                      *, count: bool = True) -> Plan:
-    from reconciler.impact import count_impacts
+                      *, saved: bool = False, skip_counts: str | None = None) -> Plan:
+    """Read the account, plan, count the records (unless ``skip_counts`` says why not) and state
+    what applying the plan costs (as a saved plan file when ``saved``)."""
+    from reconciler.applier import estimate
+    from reconciler.impact import count_impacts, not_counted
     from reconciler.planner import plan as make_plan
 
     async with _client(target, deadline) as client:
-        live = {s.slug: s for s in await client.list_schemas()}
+        listed = await client.list_schemas()
+        live = {s.slug: s for s in listed}
         _check_narrowing(options, set(desired.schemas) | set(live))
         plan = make_plan(desired.schemas, live, options)
-        if count:
-            plan = await count_impacts(plan, client)
-    return plan
+        plan = await count_impacts(plan, client) if skip_counts is None else not_counted(plan, skip_counts)
+        rate, pace = _rates(client)
+    return plan.with_estimate(estimate(plan, account_schemas=len(listed), rate=rate, pace=pace, saved=saved))
+
+
+def _rates(client: Client) -> tuple[float | None, float | None]:
+    """(the account's requests/s, the pace the client keeps under it), both ``None`` without a
+    limiter (the embedded sandbox). The pace is the limiter's ceiling (a lower ``RateLimit-Limit``
+    the account announced included); the rate is that without the client's headroom."""
+    if client.limiter is None:
+        return None, None
+    pace = client.limiter.max_rate
+    return round(pace / client._rate_headroom, 3), pace
 
 
 def _render(plan: Plan, fmt: str, color: bool) -> str:
@@ -483,7 +497,7 @@ def plan(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, san
     target = _target(p, envs, url, sandbox, rate, "plan --out" if out is not None else "plan")
     _say_target(target, "stderr" if to_stdout else fmt_)
     options = _plan_options(p, target, targets, excludes, desired.empty)
-    the_plan = _run(_fresh_plan(target, desired, options, _deadline(timeout)))
+    the_plan = _run(_fresh_plan(target, desired, options, _deadline(timeout), saved=out is not None))
     rendered = _render(the_plan, fmt_, g.use_color(sys.stderr if to_stdout else sys.stdout))
     click.echo(rendered, err=to_stdout)
     _step_summary(_render(the_plan, "markdown", False))
@@ -641,12 +655,15 @@ def _other_target_hint(p: Project, plan_url: str | None) -> str:
 @click.argument("planfile", required=False, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (needed when not on a TTY).")
 @click.option("--allow-data-loss", is_flag=True, help="Allow changes that delete records or field values (DL codes).")
+@click.option("--preflight", is_flag=True,
+              help="Check before writing: every update validated by the API (validateOnly) before any write, each "
+                   "schema read again right before its first delete. The plan says what it costs.")
 @click.option("--target", "targets", multiple=True, help="Apply only this schema slug (repeatable; globs).")
 @click.option("--exclude", "excludes", multiple=True, help="Leave this schema slug out (repeatable; globs).")
 @click.pass_obj
 def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rate: float | None,
           timeout: float | None, planfile: Path | None, auto_approve: bool, allow_data_loss: bool,
-          targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
+          preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
     """Execute a fresh plan, or exactly the saved PLANFILE."""
     p = _project(g)
     desired = _load_desired(p)
@@ -672,13 +689,16 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
         options = _plan_options(p, target, targets, excludes, desired.empty)
     else:
         options = _plan_options(p, target, targets, excludes, desired.empty)
-        the_plan = _run(_fresh_plan(target, desired, options, deadline))
+        # nobody reads the counts of a plan that is approved in advance, data loss included
+        skip = ("apply --auto-approve --allow-data-loss does not wait for them"
+                if auto_approve and allow_data_loss else None)
+        the_plan = _run(_fresh_plan(target, desired, options, deadline, skip_counts=skip))
         click.echo(_render(the_plan, "text", g.use_color()))
 
     outcome: list[str] = []
     try:
         code = _apply_checked(g, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
-                              deadline, outcome)
+                              preflight, deadline, outcome)
     except CommandError as exc:
         outcome.append(_md("Apply failed: {}", str(exc)))
         raise
@@ -692,7 +712,7 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
 
 def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
                    options: PlanOptions,
-                   allow_data_loss: bool, saved: bool, auto_approve: bool, deadline: Deadline | None,
+                   allow_data_loss: bool, saved: bool, auto_approve: bool, preflight: bool, deadline: Deadline | None,
                    outcome: list[str]) -> int:
     """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary
     (markdown: our own words, and any text from the API escaped by :func:`_md`)."""
@@ -715,7 +735,8 @@ def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desir
             click.echo("Apply cancelled.")
             outcome.append("Apply cancelled.")
             return EXIT_ERROR
-    return _run(_apply(g, p, target, the_plan, desired, options, allow_data_loss, saved, deadline, outcome))
+    return _run(_apply(g, p, target, the_plan, desired, options, allow_data_loss, saved, preflight, deadline,
+                       outcome))
 
 
 def _md(template: str, *values: str) -> str:
@@ -770,8 +791,8 @@ def _interrupts(control: Any) -> Iterator[None]:
 
 
 async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
-                 options: PlanOptions,
-                 allow_data_loss: bool, saved: bool, deadline: Deadline | None, outcome: list[str]) -> int:
+                 options: PlanOptions, allow_data_loss: bool, saved: bool, preflight: bool,
+                 deadline: Deadline | None, outcome: list[str]) -> int:
     from reconciler.applier import (
         ApplyControl,
         ApplyRefused,
@@ -797,7 +818,7 @@ async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired
             async with _client(target, deadline) as client:
                 result = await apply_plan(
                     the_plan, client, desired=desired.schemas, options=options, allow_data_loss=allow_data_loss,
-                    saved=saved, on_step=progress, control=control,
+                    saved=saved, on_step=progress, control=control, preflight=preflight,
                 )
     except ApplyRefused as exc:
         _refused(exc.reasons, outcome)

@@ -6,6 +6,10 @@ under the client's limiter. A count that cannot be had (permission, API error) i
 rendered "unknown", never zero. A count refused because only admin users may list records without
 a filter (ac-api.md §7.4: every schema total is such a list) adds a note to the plan, once per
 schema, saying why its counts are unknown.
+
+:func:`not_counted` is the plan when the counts are not asked for at all (``apply --auto-approve
+--allow-data-loss``, which nobody reads before it writes): every counted finding stays "(impact not
+counted)" and a note says why and how many requests it saved (:func:`count_requests`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import asyncio
 
 from reconciler.client import Client
 from reconciler.errors import ApiError, AuthenticationFailed, TransportFailure
-from reconciler.plan import Impact, Note, Plan
+from reconciler.plan import Impact, ImpactQuery, Note, Plan
 
-__all__ = ["count_impacts"]
+__all__ = ["count_impacts", "count_requests", "not_counted"]
 
 
 class _Refused:
@@ -35,15 +39,37 @@ async def _count(client: Client, schema_id: str, filters: dict[str, str] | None)
         return None
 
 
+def _queries(plan: Plan) -> tuple[list[tuple[str, ImpactQuery]], list[str], list[tuple[str, ImpactQuery]]]:
+    """(every change's query by key, the schemas whose total is counted, the queries with a filter):
+    one request per schema total and one per filtered query. A query without filters *is* the
+    total: no second request for it."""
+    queries = [(c.key, c.impact_query) for c in plan.changes if c.impact_query is not None]
+    schema_ids = sorted({q.schema_id for _, q in queries})
+    return queries, schema_ids, [(key, q) for key, q in queries if q.filters]
+
+
+def count_requests(plan: Plan) -> int:
+    """How many requests :func:`count_impacts` sends for this plan."""
+    _, schema_ids, filtered = _queries(plan)
+    return len(schema_ids) + len(filtered)
+
+
+def not_counted(plan: Plan, why: str) -> Plan:
+    """The plan, its counts not asked for, with a note saying so: ``why`` (e.g. ``"apply
+    --auto-approve --allow-data-loss does not wait for them"``) and the requests it saved."""
+    n = count_requests(plan)
+    if not n:
+        return plan
+    return plan.with_notes([Note("", "impact", f"records not counted: {why} ({n:,} request{'s' if n != 1 else ''} "
+                                               "saved); `reconciler plan` counts them")])
+
+
 async def count_impacts(plan: Plan, client: Client) -> Plan:
     """The plan with every destructive change's :class:`Impact` filled in."""
-    queries = [(c.key, c.impact_query) for c in plan.changes if c.impact_query is not None]
+    queries, schema_ids, filtered = _queries(plan)
     if not queries:
         return plan
-    schema_ids = sorted({q.schema_id for _, q in queries})
     totals_task = asyncio.gather(*(_count(client, sid, None) for sid in schema_ids))
-    # A query without filters *is* the total: no second request for it.
-    filtered = [(key, q) for key, q in queries if q.filters]
     counts_task = asyncio.gather(*(_count(client, q.schema_id, dict(q.filters)) for _, q in filtered))
     totals_list, counts = await asyncio.gather(totals_task, counts_task)
     totals = dict(zip(schema_ids, totals_list, strict=False))

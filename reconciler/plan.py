@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, format_seconds
 from reconciler.model import (
     Field,
     Relationship,
@@ -42,6 +42,7 @@ __all__ = [
     "Deferred",
     "DeleteField",
     "DeleteSchema",
+    "Estimate",
     "Finding",
     "Impact",
     "ImpactQuery",
@@ -599,7 +600,8 @@ class PlanError:
 
 @dataclass(frozen=True)
 class Note:
-    """Information that changes nothing: ``unmanaged``, ``reorder``, ``rename`` …"""
+    """Information that changes nothing: ``unmanaged``, ``reorder``, ``rename`` … ``slug`` is the
+    schema it is about; ``""`` for the whole plan."""
 
     slug: str
     kind: str
@@ -720,6 +722,61 @@ class UnknownPlanVersion(PlanFileError):
 
 
 # ---------------------------------------------------------------------------------------------
+# The apply's cost
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What applying a plan costs, counted by :func:`reconciler.applier.estimate`.
+
+    ``requests``: what ``apply`` sends for the plan by default (its reads of the account before the
+    stages, the writes, the verification read); ``preflight``: how many more ``apply --preflight``
+    sends. ``rate``: the account's requests/s (``None``: no limit, e.g. the embedded sandbox, and
+    no time to state); ``pace``: the rate the client keeps, a little below it (its headroom), from
+    which the seconds follow. The seconds leave out latency and start-up: "about".
+    """
+
+    requests: int
+    preflight: int = 0
+    rate: float | None = None
+    pace: float | None = None
+
+    def _seconds(self, requests: int) -> float | None:
+        return None if not self.pace else round(requests / self.pace, 1)
+
+    @property
+    def seconds(self) -> float | None:
+        return self._seconds(self.requests)
+
+    @property
+    def preflight_seconds(self) -> float | None:
+        return self._seconds(self.preflight)
+
+    def line(self) -> str | None:
+        """``Apply: about 103 requests, 22 s at 5 req/s.`` (and what ``--preflight`` adds), or
+        ``None`` without a rate."""
+        if self.rate is None or self.seconds is None:
+            return None
+        text = (f"Apply: about {self.requests:,} request{'s' if self.requests != 1 else ''}, "
+                f"{format_seconds(self.seconds)} at {self.rate:g} req/s.")
+        if self.preflight and self.preflight_seconds is not None:
+            text += (f" With --preflight: {self.preflight:,} more, about "
+                     f"{format_seconds(self.preflight_seconds)} more.")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "seconds": self.seconds, "rate": self.rate, "pace": self.pace,
+                "preflight": {"requests": self.preflight, "seconds": self.preflight_seconds}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Estimate:
+        pre = d.get("preflight") or {}
+        rate, pace = d.get("rate"), d.get("pace")
+        return cls(requests=int(d["requests"]), preflight=int(pre.get("requests", 0)),
+                   rate=None if rate is None else float(rate), pace=None if pace is None else float(pace))
+
+
+# ---------------------------------------------------------------------------------------------
 # The plan
 
 
@@ -782,6 +839,8 @@ class Plan:
     #: per schema with changes or errors: how many of its fields/relationships are unchanged
     unchanged: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: what applying it costs (set by the CLI, which knows the account's size and rate)
+    estimate: Estimate | None = None
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -821,7 +880,7 @@ class Plan:
     def slugs(self) -> tuple[str, ...]:
         """The schemas the plan says something about (changes, errors or notes), sorted."""
         return tuple(sorted({c.slug for c in self.changes} | {e.slug for e in self.errors}
-                            | {n.slug for n in self.notes}))
+                            | {n.slug for n in self.notes if n.slug}))
 
     def change(self, key: str) -> Change | None:
         for c in self.changes:
@@ -864,6 +923,10 @@ class Plan:
         """A new plan with these notes after its own."""
         return self._replace(notes=(*self.notes, *notes))
 
+    def with_estimate(self, estimate: Estimate | None) -> Plan:
+        """A new plan that states this apply cost."""
+        return self._replace(estimate=estimate)
+
     def stamped(self, *, created_at: str | None = None, target: str | None = None) -> Plan:
         """A new plan with its creation time and/or target URL set."""
         return self._replace(
@@ -878,7 +941,7 @@ class Plan:
     # -- JSON ------------------------------------------------------------------------------------
 
     def _body(self) -> dict[str, Any]:
-        return {
+        body = {
             "format_version": self.format_version,
             "target": self.target,
             "created_at": self.created_at,
@@ -891,6 +954,9 @@ class Plan:
             "errors": [e.to_dict() for e in self.errors],
             "notes": [n.to_dict() for n in self.notes],
         }
+        if self.estimate is not None:  # only then: the digest of a plan without one is as before
+            body["estimate"] = self.estimate.to_dict()
+        return body
 
     @cached_property
     def digest(self) -> str:
@@ -937,6 +1003,7 @@ class Plan:
                 live_fingerprints=dict(data["live_fingerprints"]),
                 unchanged={k: dict(v) for k, v in data.get("unchanged", {}).items()},
                 format_version=version,
+                estimate=None if data.get("estimate") is None else Estimate.from_dict(data["estimate"]),
             )
         except PlanFileError:
             raise

@@ -4,15 +4,16 @@ whose result is not ok never coincides with a converged account.
 
 The fault draw leaves a request through untouched one time in five (a write) or two in five (a
 read: ``lost`` applies to writes only). An apply is what ``reconciler apply --auto-approve`` does:
-read the account and plan (under the faults too), then :func:`apply_plan`; one that raises (the
-read, or a preflight that got no answer) counts as a failed apply.
+read the account and plan (under the faults too), then :func:`apply_plan` (no preflight, the
+default); one that raises (the read) counts as a failed apply. The preflight's own behaviour under
+faults is tested on its own below.
 
-Retries: the client's default of 8 retries gives a request 9 attempts; a write (or preflight) then
-gets no answer at all with probability 0.8**9 = 13 %, and a preflight cannot be confirmed by a
-read-back, so 3 preflights per apply would fail about a third of the applies, twice in a row for
-about 1 seed in 8. The test raises ``max_retries`` to 24 (0.8**25 = 0.4 % per request), which the
-issue's arithmetic demands; the applier's own work (read-back of a lost answer, the race check) is
-what it measures. The sandbox traffic log and the store's writes are the witnesses.
+Retries: the client's default of 8 retries gives a request 9 attempts; a write then gets no answer
+at all with probability 0.8**9 = 13 %; a write's outcome is read back, but a stage's read of the
+account that gets no answer stops the run. The test raises ``max_retries`` to 24 (0.8**25 = 0.4 %
+per request), which the issue's arithmetic demands; the applier's own work (read-back of a lost
+answer, the race check) is what it measures. The sandbox traffic log and the store's writes are the
+witnesses.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def test_a_preflight_without_an_answer_is_not_a_rejection(fault: str) -> None:
         state.set_faults(fault, 3)
         async with asgi_client(app, max_retries=2) as c:
             with pytest.raises(PreflightIncomplete) as caught:
-                await apply_plan(the_plan, c, desired=desired, options=OPTIONS)
+                await apply_plan(the_plan, c, desired=desired, options=OPTIONS, preflight=True)
         state.set_faults(None)
         text = str(caught.value)
         assert not isinstance(caught.value, PreflightFailed)
@@ -246,7 +247,7 @@ def test_the_apis_validation_answer_still_rejects() -> None:
             the_plan = await plan_against(c, desired, OPTIONS)
             app.state.sandbox.traffic.clear()
             with pytest.raises(PreflightFailed, match="at most 3 fields"):
-                await apply_plan(the_plan, c, desired=desired, options=OPTIONS)
+                await apply_plan(the_plan, c, desired=desired, options=OPTIONS, preflight=True)
         assert {e.method for e in app.state.sandbox.traffic.log} == {"PUT"}
 
     asyncio.run(scenario())

@@ -181,16 +181,23 @@ def test_partial_failure_through_the_cli(cli: Cli, sandbox: Any, monkeypatch: py
     cli.write("order.yaml", _yaml("order", ["a", "d"], label="Purchase"))
     cli.write("extra.yaml", _yaml("extra", ["y"]))
 
-    real_count = reconciler.impact.count_impacts
-
-    async def count_then_meddle(the_plan: Plan, client: Client) -> Plan:
+    def meddle() -> None:
         """Runs right after the CLI planned: field b is deleted in the account meanwhile."""
-        counted = await real_count(the_plan, client)
-        order = next(s for s in await client.list_schemas() if s.slug == "order")
-        await client.delete_field(order.id or "", "b")
-        return counted
+        headers = {"Api-Token": TOKEN}
+        base = f"{sandbox.url}/api/3/customObjects/schemas"
+        listed = httpx.get(base, headers=headers).json()["schemas"]
+        order = next(s for s in listed if s["slug"] == "order")
+        httpx.delete(f"{base}/{order['id']}/fields/b", headers=headers).raise_for_status()
 
-    monkeypatch.setattr(reconciler.impact, "count_impacts", count_then_meddle)
+    real_skip = reconciler.impact.not_counted
+
+    def skip_then_meddle(the_plan: Plan, why: str) -> Plan:
+        """apply --auto-approve --allow-data-loss does not count records: its plan ends here."""
+        skipped = real_skip(the_plan, why)
+        meddle()
+        return skipped
+
+    monkeypatch.setattr(reconciler.impact, "not_counted", skip_then_meddle)
     r = cli("apply", "--auto-approve", "--allow-data-loss")
     assert r.code == 1, r.out + r.err
     assert "Apply stopped:" in r.out
@@ -203,7 +210,7 @@ def test_partial_failure_through_the_cli(cli: Cli, sandbox: Any, monkeypatch: py
     assert "Apply complete!" not in r.out
     assert "`apply` again converges." in r.out
 
-    monkeypatch.setattr(reconciler.impact, "count_impacts", real_count)
+    monkeypatch.setattr(reconciler.impact, "not_counted", real_skip)
     r = cli("apply", "--auto-approve", "--allow-data-loss")
     assert r.code == 0, r.out + r.err
     assert "Apply complete!" in r.out
@@ -439,7 +446,7 @@ def test_new_relationship_to_a_new_schema_passes_preflight() -> None:
     async def scenario() -> ApplyResult:
         async with asgi_client(app) as c:
             await c.create_schema(live)
-            _plan, result = await apply_desired(c, desired, OPTIONS)
+            _plan, result = await apply_desired(c, desired, OPTIONS, preflight=True)
             return result
 
     result = asyncio.run(scenario())
@@ -457,10 +464,41 @@ def test_preflight_still_rejects_the_rest_of_such_an_update() -> None:
             await c.create_schema(live)
             the_plan = await plan_against(c, desired, OPTIONS)
             with pytest.raises(PreflightFailed, match="at most 2 fields"):
-                await apply_plan(the_plan, c, desired=desired, options=OPTIONS)
+                await apply_plan(the_plan, c, desired=desired, options=OPTIONS, preflight=True)
 
     asyncio.run(scenario())
     assert slugs(app) == ["order"]  # nothing written: not even the create
+
+
+def test_without_preflight_a_rejected_update_stops_the_run_at_once() -> None:
+    """The default: the update the API rejects is a failed step with the API's answer; what ran
+    before it (the create) stays written, nothing after it starts, and no validateOnly was sent."""
+    app = create_app(SandboxSettings(token=TOKEN, rate_limit=0, max_fields=2))
+    live = schema("order", [field("a")])
+    desired = {"order": schema("order", [field("a"), field("b"), field("c")]),
+               "shop": schema("shop", [field("name")]),
+               "zebra": schema("zebra", [field("x"), field("y")])}
+    seeded_live = [live, schema("zebra", [field("x")])]
+
+    async def scenario() -> ApplyResult:
+        async with asgi_client(app) as c:
+            for s in seeded_live:
+                await c.create_schema(s)
+            the_plan = await plan_against(c, desired, OPTIONS)
+            app.state.sandbox.traffic.clear()
+            return await apply_plan(the_plan, c, desired=desired, options=OPTIONS, concurrency=1)
+
+    result = asyncio.run(scenario())
+    assert statuses(result) == [("create schema shop", "done"),
+                                ("add field order.b; add field order.c", "failed"),
+                                ("add field zebra.y", "not started")]
+    (failed,) = result.failed
+    assert failed.error is not None and "at most 2 fields" in failed.error and not failed.race
+    assert not result.ok and result.stopped and not result.verified
+    assert slugs(app) == ["order", "shop", "zebra"]
+    assert active_fields(app, "order") == ["a"] and active_fields(app, "zebra") == ["x"]
+    writes = [(e.method, e.path.rsplit("/", 1)[-1] == "schemas") for e in app.state.sandbox.traffic.writes()]
+    assert writes == [("POST", True), ("PUT", False)]  # the create, the rejected update: nothing else
 
 
 def test_field_taking_over_a_deleted_fields_label() -> None:
@@ -479,7 +517,7 @@ def test_field_taking_over_a_deleted_fields_label() -> None:
     async def scenario() -> ApplyResult:
         async with asgi_client(app) as c:
             await c.create_schema(live)
-            _plan, result = await apply_desired(c, desired, OPTIONS)
+            _plan, result = await apply_desired(c, desired, OPTIONS, preflight=True)
             return result
 
     result = asyncio.run(scenario())
@@ -529,7 +567,7 @@ def test_relationships_to_a_renamed_schema_wait_for_the_rename() -> None:
         async with asgi_client(app) as c:
             for s in live:
                 await c.create_schema(s)
-            the_plan, result = await apply_desired(c, desired, OPTIONS)
+            the_plan, result = await apply_desired(c, desired, OPTIONS, preflight=True)
             return the_plan, result, await plan_against(c, desired, OPTIONS)
 
     the_plan, result, again = asyncio.run(scenario())
@@ -550,7 +588,7 @@ def test_chain_of_labels_taken_over() -> None:
     async def scenario() -> tuple[ApplyResult, Plan]:
         async with asgi_client(app) as c:
             await c.create_schema(live)
-            _plan, result = await apply_desired(c, desired, OPTIONS)
+            _plan, result = await apply_desired(c, desired, OPTIONS, preflight=True)
             return result, await plan_against(c, desired, OPTIONS)
 
     result, again = asyncio.run(scenario())

@@ -1,6 +1,7 @@
 """Markdown for a pull-request comment, a GitHub step summary or a drift issue; and its escaping.
 
-A plan: a heading, the summary line in bold, a ``| Action | Count |`` table, the risks (codes in bold
+A plan: a heading, the summary line in bold, what applying it costs (when stated at a rate), a
+``| Action | Count |`` table, the risks (codes in bold
 with their counts), the errors with their hints, then one ``<details>`` section per schema holding its
 changes as a ``diff`` code block (GitHub colours ``+``/``-`` lines), and the notes. A drift report: a
 heading, the summary, a counts table and one table row per difference.
@@ -206,6 +207,10 @@ def render_markdown(plan: Plan) -> str:
     doc.add()
     doc.add("**{}**", plan.summary_line())
     doc.add()
+    cost = plan.estimate.line() if plan.estimate is not None else None
+    if cost:
+        doc.add("{}", cost)
+        doc.add()
     meta = []
     if plan.target:
         meta.append(md("Target: {}", md_code(plan.target)))

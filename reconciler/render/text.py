@@ -1,4 +1,5 @@
-"""Terminal rendering, Terraform style: legend, one block per schema, notes, one summary line.
+"""Terminal rendering, Terraform style: legend, one block per schema, notes, one summary line (then
+what applying the plan costs, when the plan states it at a rate).
 
 ```
   + schema "online-order" (Online Order / Online Orders)
@@ -165,7 +166,8 @@ def _block(out: _Out, b: SchemaBlock) -> None:
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
-    """The plan for a terminal. Ends with exactly one summary line (and a newline).
+    """The plan for a terminal. Ends with exactly one summary line (and a newline), then what
+    applying it costs when the plan states that at a rate (:meth:`~reconciler.plan.Estimate.line`).
 
     The target is not repeated here: every command prints it as its first line.
     """
@@ -188,6 +190,9 @@ def render_text(plan: Plan, color: bool = False) -> str:
             out.add(f"- {n.message}", indent="  ")
         out.add()
     out.add(plan.summary_line(), "bold")
+    cost = plan.estimate.line() if plan.estimate is not None else None
+    if cost:
+        out.add(cost)
     return out.text() + "\n"
 
 
