@@ -99,7 +99,7 @@ class Request:
 
 
 def classify(req: Request) -> str:
-    """What a request is for, from its method and path (the API's paths, ac-api.md §2 and §7)."""
+    """What a request is for, from its method and path (the API's paths, docs/api-notes.md §2 and §7)."""
     parts = req.path.strip("/").split("/")
     tail = parts[3:] if parts[:3] == ["api", "3", "customObjects"] else None
     if tail is None:

@@ -152,7 +152,7 @@ class PreflightIncomplete(ReconcilerError):
 
 
 class NeedsAdmin(PreflightFailed):
-    """The plan deletes fields, which only admin users may do (ac-api.md §2), and the account refused
+    """The plan deletes fields, which only admin users may do (docs/api-notes.md §2), and the account refused
     this token a read that only admin users may make (a records list without a filter, §7.4):
     nothing was written. That a token refused one is refused the other is our inference; when the
     read is allowed, the deletes are tried and a refusal is reported by their steps."""
@@ -1200,7 +1200,7 @@ def _sent_required(step: Step) -> list[str]:
 
 
 def _slug_taken(exc: ValidationFailed) -> bool:
-    """A create refused because the slug exists (ac-api.md §10: "Schema slug must be unique")."""
+    """A create refused because the slug exists (docs/api-notes.md §10: "Schema slug must be unique")."""
     return any((e.pointer or "").endswith("/slug") or "slug must be unique" in (e.detail or "").lower()
                for e in exc.errors)
 

@@ -6,11 +6,11 @@
   (so it is not even in the httpx client's default headers). It is held in a :class:`Secret` whose
   ``repr``/``str`` is ``'***'``; exceptions, log lines, :attr:`Client.stats` and reprs never show it.
 * Limiter: one token bucket per :class:`Client`, shared by every concurrent request, at the account's
-  5 req/s (ac-api.md §1) with headroom so latency jitter between us and the server's bucket never
+  5 req/s (docs/api-notes.md §1) with headroom so latency jitter between us and the server's bucket never
   costs a 429: the bucket refills at 95 % of ``rate`` (``rate_headroom``) and holds ``rate - 1``
   tokens (``burst``), one token of slack. The rate adapts: it halves on a 429 (not below
   :data:`MIN_RATE`; the account's budget may be shared with other integrations) and climbs back
-  gradually; an account whose ``RateLimit-Limit`` header (ac-api.md §1) is below ``rate`` is paced at
+  gradually; an account whose ``RateLimit-Limit`` header (docs/api-notes.md §1) is below ``rate`` is paced at
   that limit instead.
 * Shared pause: a 429 (or a 503 that looks rate-limited) stops EVERY request of the client until the
   ``Retry-After`` it carried (capped at ``retry_after_cap``, :data:`RETRY_AFTER_CAP`) has passed; a
@@ -83,7 +83,7 @@ __all__ = [
 
 log = logging.getLogger("reconciler.client")
 
-#: The API's maximum page size (ac-api.md §1).
+#: The API's maximum page size (docs/api-notes.md §1).
 PAGE_SIZE = 100
 #: The schema list endpoint: a 404 there means no Custom Objects API at this URL at all.
 _SCHEMAS = "/customObjects/schemas"
@@ -91,7 +91,7 @@ _SCHEMAS = "/customObjects/schemas"
 _CONVERT_SLICE = 10
 #: Pages of a list requested at once once the first page gave ``meta.total`` (the limiter spaces them).
 _PAGES_AHEAD = 8
-#: The order the schema list is asked for. The API's default order is unspecified (ac-api.md §7.4,
+#: The order the schema list is asked for. The API's default order is unspecified (docs/api-notes.md §7.4,
 #: "not by creation time" live, S10), so paging by offset through it can skip or repeat a schema.
 #: ``orders[createdTimestamp]`` is the one order reported working on a live account (S10; S5
 #: documents ``orders[...]`` in general). Ascending, so a schema created while the list is read is
@@ -104,7 +104,7 @@ LIST_READS = 3
 #: Statuses worth another attempt: rate limit and gateway/availability errors (a 503 was seen at the limit, C7).
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest ``Retry-After`` the client waits for (seconds; the constructor's ``retry_after_cap``).
-#: The API's documented example is 30 s (ac-api.md §1). Two minutes is our choice: past it, a run in CI
+#: The API's documented example is 30 s (docs/api-notes.md §1). Two minutes is our choice: past it, a run in CI
 #: is better ended at once with a line that says what the account asked for than left waiting.
 RETRY_AFTER_CAP = 120.0
 #: Waits longer than this (seconds) are told to ``on_wait``; shorter ones pass unannounced.
@@ -117,7 +117,7 @@ MIN_RATE = 0.2
 #: account with 20 % extra 429s a per-run climb kept the client at the floor, 5 s a request.
 _RECOVERY_PER_S = 0.1
 #: The shortest shared pause after a 429 without ``Retry-After`` (seconds): the API's budget is per
-#: second (ac-api.md §1); how long a refused account really needs is not documented (a guess).
+#: second (docs/api-notes.md §1); how long a refused account really needs is not documented (a guess).
 _MIN_RATE_LIMIT_PAUSE = 1.0
 #: A token shorter than this is not looked for in URLs: it would match innocent text, and no real
 #: API key is that short.
@@ -896,7 +896,7 @@ class Client:
             raise UnexpectedResponse(200, "GET", path, reason="the list response is not a JSON object")
         items = data.get(key)
         if items is None and key == "schemas":
-            items = data.get("objectTypes")  # legacy key (ac-api.md §3)
+            items = data.get("objectTypes")  # legacy key (docs/api-notes.md §3)
         if not isinstance(items, list):
             raise UnexpectedResponse(200, "GET", path, reason=f'the list response has no "{key}" array')
         meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
@@ -1079,7 +1079,7 @@ class Client:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def update_schema(self, schema_id: str, body: dict[str, Any], *, validate_only: bool = False) -> Schema:
-        """PUT ``{"schema": body}`` (a merge, ac-api.md U1). ``validate_only`` sends the documented
+        """PUT ``{"schema": body}`` (a merge, docs/api-notes.md U1). ``validate_only`` sends the documented
         ``validateOnly: true`` HEADER: the API validates and answers without saving."""
         path = f"/customObjects/schemas/{_quote(schema_id)}"
         headers = {"validateOnly": "true"} if validate_only else None
@@ -1190,7 +1190,7 @@ def _ids(items: list[Any]) -> list[str] | None:
 
 
 def _admin_only(method: str, path: str, query: str) -> str | None:
-    """What this request does that only admin users may do (ac-api.md §2 field deletes, §7.4 unfiltered
+    """What this request does that only admin users may do (docs/api-notes.md §2 field deletes, §7.4 unfiltered
     record lists), or ``None``."""
     if method == "DELETE" and "/fields/" in path:
         return "deleting a field"

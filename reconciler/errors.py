@@ -83,7 +83,7 @@ def format_seconds(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class ApiErrorItem:
-    """One entry of an error body. Every part is optional because the API's shapes differ (ac-api.md §9–§10)."""
+    """One entry of an error body. Every part is optional because the API's shapes differ (docs/api-notes.md §9–§10)."""
 
     title: str | None = None
     detail: str | None = None
@@ -143,7 +143,7 @@ def parse_error_body(body: bytes | str | dict[str, Any] | list[Any] | None, *,
                      mask: Mask | None = None) -> list[ApiErrorItem]:
     """The error entries of a response body, whatever its shape.
 
-    Accepted (ac-api.md §9–§10): ``{"errors":[{"title","detail","source":{"type":"pointer","value"}}]}``,
+    Accepted (docs/api-notes.md §9–§10): ``{"errors":[{"title","detail","source":{"type":"pointer","value"}}]}``,
     ``{"errors":[{"title","detail","code","source":{"pointer"}}]}``, ``{"message":…}``,
     ``{"errors":[{"status","title"}]}``, ``{}``, an empty body, and non-JSON text (kept, on one line,
     cut to 200 characters). ``mask`` is applied to every text taken from the body before it is cut.
@@ -274,7 +274,7 @@ class NotFound(ApiError):
 class AuthenticationFailed(ApiError):
     """401/403: the token was refused. The message names the account URL and where the token came from
     (``token_source``, e.g. ``"$AC_STAGING_TOKEN"``), never the token. ``needs_admin`` names a request
-    that only admin users may make (ac-api.md §2, §7.4), e.g. ``"deleting a field"``."""
+    that only admin users may make (docs/api-notes.md §2, §7.4), e.g. ``"deleting a field"``."""
 
     def __init__(self, status: int | None, method: str, path: str, errors: Iterable[ApiErrorItem] = (), *,
                  reason: str | None = None, attempts: int = 1, base_url: str = "", token_source: str | None = None,

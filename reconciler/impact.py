@@ -4,7 +4,7 @@ One request per destructive change (records list, ``limit=1``, the change's filt
 plus one per schema for its total, shared by all the changes of that schema; all of them concurrent
 under the client's limiter. A count that cannot be had (permission, API error) is ``None``:
 rendered "unknown", never zero. A count refused because only admin users may list records without
-a filter (ac-api.md §7.4: every schema total is such a list) adds a note to the plan, once per
+a filter (docs/api-notes.md §7.4: every schema total is such a list) adds a note to the plan, once per
 schema, saying why its counts are unknown.
 
 :func:`not_counted` is the plan when the counts are not asked for at all (``apply --auto-approve

@@ -7,7 +7,7 @@ models but never compared: :meth:`Schema.comparable` and friends give the compar
 Structural parsing is pydantic's job; the API's business rules (charsets, uniqueness, type-specific
 properties) live in :func:`check_schema`, which returns located problems instead of raising, so the
 files layer can report every problem of every file with its line and column. These rules are written
-from ``ac-api.md`` independently of the sandbox (which plays the vendor and has its own copy).
+from ``docs/api-notes.md`` independently of the sandbox (which plays the vendor and has its own copy).
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ __all__ = [
 ]
 
 #: Slug rule. The API documents "lower-case words, numbers, and dashes" without a regex or a
-#: length limit (ac-api.md U5); this is the strictest reading of that sentence.
+#: length limit (docs/api-notes.md U5); this is the strictest reading of that sentence.
 SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_MAX = 64  # a guess (U5): no limit is published.
-#: Field and relationship ids: letters, digits, ``-`` and ``_`` (ac-api.md §4, official).
+#: Field and relationship ids: letters, digits, ``-`` and ``_`` (docs/api-notes.md §4, official).
 FIELD_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 FIELD_ID_MAX = 64  # a guess (U5).
 #: Relationship namespaces documented by the API (§5). Another schema's slug is also accepted for
@@ -93,7 +93,7 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
 def norm_id(field_id: str) -> str:
     """The form in which the API compares field ids: ``-`` and ``_`` are the same character.
 
-    Case-insensitivity is our guess (ac-api.md U5); the dash/underscore rule is documented.
+    Case-insensitivity is our guess (docs/api-notes.md U5); the dash/underscore rule is documented.
     """
     return field_id.replace("_", "-").lower()
 
@@ -110,7 +110,7 @@ def _clean_text(value: Any) -> Any:
 
 
 class FieldType(StrEnum):
-    """Field data types. The API says the list "is still being finalized" (ac-api.md §4)."""
+    """Field data types. The API says the list "is still being finalized" (docs/api-notes.md §4)."""
 
     TEXT = "text"
     TEXTAREA = "textarea"
@@ -120,7 +120,7 @@ class FieldType(StrEnum):
     CURRENCY = "currency"
     DROPDOWN = "dropdown"
     MULTISELECT = "multiselect"
-    #: Appears only in the official update example, with ``scale`` (ac-api.md §4). Accepted so a
+    #: Appears only in the official update example, with ``scale`` (docs/api-notes.md §4). Accepted so a
     #: live schema holding one can be read; treated like ``number`` for ``scale``.
     DECIMAL = "decimal"
 
@@ -219,7 +219,7 @@ class Field(_Model):
 
 class OpaqueField(_Model):
     """A live field of a type :class:`FieldType` does not list (``boolean``, or one the vendor adds
-    later: the docs call the type list "still being finalized", ac-api.md §4).
+    later: the docs call the type list "still being finalized", docs/api-notes.md §4).
 
     Kept as read, so the account's other schemas and fields can still be planned: the planner never
     creates, changes or deletes it, and it is never compared or written. ``type`` is the API's raw

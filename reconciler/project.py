@@ -40,7 +40,7 @@ class Environment(_Model):
     #: Requests per second reconciler may use in this account (default: the documented 5). Lower it
     #: when other integrations share the account's budget.
     rate_limit: float | None = None
-    #: Whether this account honours a field's ``required`` (the API docs do not say, ac-api.md U4):
+    #: Whether this account honours a field's ``required`` (the API docs do not say, docs/api-notes.md U4):
     #: ``honoured`` always plans it, ``ignored`` never does; unset, reconciler detects it on the first
     #: apply that writes it and remembers it in .reconciler/quirks.json.
     required: Literal["ignored", "honoured"] | None = None

@@ -1,7 +1,7 @@
 """What reconciler has learned about an account's behaviour, per target: ``.reconciler/quirks.json``.
 
 Only one behaviour is learned today: whether the account honours a field's ``required``. The docs
-do not say (ac-api.md §4, C5; U4): the seed guide saw it ignored on create, and no public source
+do not say (docs/api-notes.md §4, C5; U4): the seed guide saw it ignored on create, and no public source
 shows it honoured. An apply that writes ``required: true`` and reads back ``required: false``
 detects it (:attr:`reconciler.applier.ApplyResult.required_ignored`); the caller then records it
 here (:func:`record_required_ignored`), so later plans of that target do not plan ``required``

@@ -1,4 +1,4 @@
-"""Error bodies of every shape in ac-api.md §9–§10 -> exception class and a one-line message.
+"""Error bodies of every shape in docs/api-notes.md §9–§10 -> exception class and a one-line message.
 
 Shapes the sandbox does not emit are checked on the parser directly; the live ones (422, 404, 403)
 are in test_client.py against the sandbox.

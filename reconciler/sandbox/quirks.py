@@ -1,7 +1,7 @@
 """The quirk registry: every behaviour of the emulated API that a setting switches, and why.
 
 Each :class:`Quirk` names one :class:`SandboxSettings` field (the storage), its value under the two
-profiles, the source tag or UNKNOWN / conflict id of ``/work/shared/ac-api.md`` it stands for, and
+profiles, the source tag or UNKNOWN / conflict id of ``docs/api-notes.md`` it stands for, and
 one line of what it does. ``documented`` is the default profile (the §14 recommendations, the
 behaviour the sandbox always had); ``pessimistic`` resolves every UNKNOWN against the client: where
 the API's behaviour is not known, it picks the reading that a client must survive to be safe on the
@@ -104,7 +104,7 @@ class Quirk:
     name: str  # the SandboxSettings field
     documented: Any
     pessimistic: Any
-    source: str  # ac-api.md source tags / UNKNOWN ids / conflict ids
+    source: str  # docs/api-notes.md source tags / UNKNOWN ids / conflict ids
     does: str
     parse: Callable[[str], Any]
 
@@ -195,7 +195,7 @@ QUIRKS: tuple[Quirk, ...] = (
 
 BY_NAME = {q.name: q for q in QUIRKS}
 
-#: UNKNOWNs and conflicts of ac-api.md with no switch of their own, and why none is needed.
+#: UNKNOWNs and conflicts of docs/api-notes.md with no switch of their own, and why none is needed.
 NOTES: dict[str, str] = {
     "U2": "type changes, twin or reused ids, and props on the wrong type are 422 in both profiles (the strict "
           "reading); required is required_honoured, options are options_strict/options_match",

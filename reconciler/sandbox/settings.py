@@ -2,8 +2,8 @@
 
 The fields are the storage; :mod:`reconciler.sandbox.quirks` is the registry that describes each
 switch that stands for a behaviour of the API (its profile values, the source or UNKNOWN id of
-``/work/shared/ac-api.md`` it covers, what it does). The defaults are the ``documented`` profile:
-the recommended emulator behaviour of ac-api.md §14, which is a GUESS about the real API wherever
+``docs/api-notes.md`` it covers, what it does). The defaults are the ``documented`` profile:
+the recommended emulator behaviour of docs/api-notes.md §14, which is a GUESS about the real API wherever
 the docs leave it open, not a fact. ``SandboxSettings.from_profile("pessimistic")`` resolves every
 UNKNOWN against the client.
 """
@@ -20,7 +20,7 @@ class SandboxSettings:
     # U18, a guess (AC does not document the status for custom objects).
     token: str = "sandbox-token"
     # Tokens of non-admin users: accepted, but 403 {"message":"Forbidden"} on field DELETE and on record
-    # lists without a ``filters[...]`` parameter (admin-only, ac-api.md §4 / §7.4; the 403 body is a guess).
+    # lists without a ``filters[...]`` parameter (admin-only, docs/api-notes.md §4 / §7.4; the 403 body is a guess).
     member_tokens: tuple[str, ...] = ()
 
     # Token bucket in requests per second; the burst equals the rate (at least 1). 0 turns the limiter

@@ -1,6 +1,6 @@
 """Acceptance: a third-party client, used UNMODIFIED, works against the sandbox.
 
-The client is GearPlug's ``activecampaign-python`` 1.0.10 (PyPI; S12 in /work/shared/ac-api.md). It
+The client is GearPlug's ``activecampaign-python`` 1.0.10 (PyPI; S12 in docs/api-notes.md). It
 appends ``/api/3`` to the account URL itself, sends ``Api-Token``, ``Accept`` and ``Content-Type:
 application/json`` on every request and returns ``response.json()`` when the response's
 ``Content-Type`` contains ``application/json``, otherwise ``response.text``. It never looks at status
@@ -10,7 +10,7 @@ Content-Type would be a ``KeyError`` inside the library.
 The tests call the library's public methods and assert what a user of the library sees (its return
 values). A spy around ``requests.request`` (observation only: the library calls
 ``requests.request`` through the module attribute and the spy passes everything through) records
-each HTTP exchange so that status codes and content types can be checked against ac-api.md §2, §7, §8.
+each HTTP exchange so that status codes and content types can be checked against docs/api-notes.md §2, §7, §8.
 
 Package quirks versus the documented API (asserted as documented, not "fixed" in the sandbox):
 - get-by-externalId: the library uses ``/customObjects/records/{s}/external/{e}``; the reference
