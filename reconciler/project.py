@@ -1,6 +1,6 @@
 """The project file ``reconciler.yaml``: where the schemas live, environments, ignore rules.
 
-Errors use the same ``path:line:col: message`` machinery as the schema files (:mod:`reconciler.files`).
+Errors use the same ``path:line:col: message`` machinery as the schema files (:mod:`reconciler.fileerrors`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.files import (
-    FileError,
-    FilesError,
-    node_position,
-    read_yaml,
-    validate_strict,
-    validation_errors,
-)
+from reconciler.fileerrors import FileError, FilesError, validate_strict, validation_errors
 from reconciler.model import FIELD_ID_RE, SLUG_RE, excerpt
+from reconciler.yamlread import Doc, read_yaml
 
 __all__ = ["PROJECT_FILE", "Environment", "ProjectConfig", "find_project", "load_project"]
 
@@ -74,29 +68,29 @@ def _allowed(loc: tuple[str | int, ...]) -> tuple[str, ...]:
     return ()
 
 
-def _rule_errors(path: Path, data: object, config: ProjectConfig) -> list[FileError]:
+def _rule_errors(path: Path, doc: Doc, config: ProjectConfig) -> list[FileError]:
     errors = []
     if config.default_env is not None and config.default_env not in config.environments:
-        line, col = node_position(data, ("default_env",))
+        line, col = doc.position(("default_env",))
         known = ", ".join(config.environments) or "none"
         errors.append(FileError(path, line, col, f"default_env {config.default_env!r} is not one of the "
                                 f"environments (defined: {known})"))
     if config.default_env is not None and config.target is not None:
-        line, col = node_position(data, ("target",))
+        line, col = doc.position(("target",))
         errors.append(FileError(path, line, col, "target: sandbox and default_env both name the default "
                                 "target: keep one"))
     for name, env in config.environments.items():
         if not env.url.startswith(("https://", "http://")):
-            line, col = node_position(data, ("environments", name, "url"))
+            line, col = doc.position(("environments", name, "url"))
             errors.append(FileError(path, line, col, f"url {excerpt(env.url)} must start with https://"))
         if env.rate_limit is not None and not 0 < env.rate_limit <= 100:
-            line, col = node_position(data, ("environments", name, "rate_limit"))
+            line, col = doc.position(("environments", name, "rate_limit"))
             errors.append(FileError(path, line, col, f"rate_limit {env.rate_limit} must be a number of "
                                     "requests per second above 0 (the account allows 5)"))
         for i, entry in enumerate(env.protect):
             slug, _, field_id = entry.partition(".")
             if not SLUG_RE.match(slug) or ("." in entry and not FIELD_ID_RE.match(field_id)):
-                line, col = node_position(data, ("environments", name, "protect", i))
+                line, col = doc.position(("environments", name, "protect", i))
                 errors.append(FileError(path, line, col,
                                         f"protect entry {excerpt(entry)} must be 'slug' or 'slug.field-id'"))
     return errors
@@ -106,7 +100,7 @@ def load_project(path: str | os.PathLike[str] = PROJECT_FILE, *, required: bool 
     """Read ``reconciler.yaml``; a missing or empty file gives the defaults, unless ``required``
     (a path the user named with ``--config``): then a missing file is an error.
 
-    Raises :class:`reconciler.files.FilesError` with every problem, as ``path:line:col: message``.
+    Raises :class:`reconciler.fileerrors.FilesError` with every problem, as ``path:line:col: message``.
     """
     p = Path(path)
     if not p.exists():
@@ -115,18 +109,18 @@ def load_project(path: str | os.PathLike[str] = PROJECT_FILE, *, required: bool 
         return ProjectConfig()
     if not p.is_file():
         raise FilesError([FileError(p, 0, 0, "the project file is not a regular file")])
-    data, errors = read_yaml(p, allow_empty=True, what="the project settings")
+    doc, errors = read_yaml(p, allow_empty=True, what="the project settings")
     if errors:
         raise FilesError(errors)
-    if data is None:
+    if doc is None:
         return ProjectConfig()
-    if not isinstance(data, dict):
+    if not isinstance(doc.data, dict):
         raise FilesError([FileError(p, 1, 1, f"{p.name} must hold a mapping (schemas_dir, environments, …)")])
     try:
-        config = validate_strict(ProjectConfig, data)
+        config = validate_strict(ProjectConfig, doc.data, plain=doc.plain)
     except ValidationError as exc:
-        raise FilesError(validation_errors(p, data, exc, allowed_keys=_allowed)) from None
-    errors = _rule_errors(p, data, config)
+        raise FilesError(validation_errors(p, doc, exc, allowed_keys=_allowed)) from None
+    errors = _rule_errors(p, doc, config)
     if errors:
         raise FilesError(errors)
     return config
