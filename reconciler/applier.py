@@ -1210,7 +1210,7 @@ async def apply_plan(
     client: Client,
     *,
     desired: Mapping[str, Schema],
-    options: PlanOptions,
+    options: PlanOptions | None = None,
     allow_data_loss: bool = False,
     saved: bool = False,
     desired_digest: str | None = None,
@@ -1241,6 +1241,10 @@ async def apply_plan(
         control = ApplyControl(stop=stop) if stop is not None else ApplyControl()
     elif stop is not None:
         raise TypeError("pass stop or control, not both")
+    if options is None:
+        from reconciler.planner import PlanOptions
+
+        options = PlanOptions()
     reasons = gate_reasons(plan, allow_data_loss=allow_data_loss)
     if reasons:
         raise ApplyRefused(reasons)

@@ -188,42 +188,12 @@ def _plan_options(p: Project, target: Target, targets: tuple[str, ...], excludes
     )
 
 
-def _check_narrowing(options: PlanOptions, slugs: set[str]) -> None:
-    """A ``--target``/``--exclude`` pattern that matches no schema is a typo, not "nothing to do"."""
-    from fnmatch import fnmatchcase
-
-    for flag, patterns in (("--target", options.targets), ("--exclude", options.excludes)):
-        for pattern in patterns:
-            if not any(fnmatchcase(slug, pattern) for slug in slugs):
-                raise CommandError(f"{flag} {pattern} matches no schema in the files or the account")
-
-
 async def _fresh_plan(target: Target, desired: LoadedSchemas, options: PlanOptions, deadline: Deadline | None,
-                      *, saved: bool = False, skip_counts: str | None = None) -> Plan:
-    """Read the account, plan, count the records (unless ``skip_counts`` says why not) and state
-    what applying the plan costs (as a saved plan file when ``saved``)."""
-    from reconciler.applier import estimate
-    from reconciler.impact import count_impacts, not_counted
-    from reconciler.planner import plan as make_plan
+                      *, saved: bool = False, uncounted: str | None = None) -> Plan:
+    from reconciler.pipeline import plan_account
 
     async with _client(target, deadline) as client:
-        listed = await client.list_schemas()
-        live = {s.slug: s for s in listed}
-        _check_narrowing(options, set(desired.schemas) | set(live))
-        plan = make_plan(desired.schemas, live, options)
-        plan = await count_impacts(plan, client) if skip_counts is None else not_counted(plan, skip_counts)
-        rate, pace = _rates(client)
-    return plan.with_estimate(estimate(plan, account_schemas=len(listed), rate=rate, pace=pace, saved=saved))
-
-
-def _rates(client: Client) -> tuple[float | None, float | None]:
-    """(the account's requests/s, the pace the client keeps under it), both ``None`` without a
-    limiter (the embedded sandbox). The pace is the limiter's ceiling (a lower ``RateLimit-Limit``
-    the account announced included); the rate is that without the client's headroom."""
-    if client.limiter is None:
-        return None, None
-    pace = client.limiter.max_rate
-    return round(pace / client._rate_headroom, 3), pace
+        return await plan_account(client, desired.schemas, options, uncounted=uncounted, saved=saved)
 
 
 def _render(plan: Plan, fmt: str, color: bool) -> str:
@@ -544,7 +514,7 @@ def _plan_many(g: Globals, p: Project, desired: LoadedSchemas, url: str | None, 
 
 
 def _report_environments(g: Globals, results: list[Any], fmt_: str, key: str,
-                         render_one: Callable[[Any, str, bool], str], code_of: Callable[[Any], int]) -> int:
+                         render_one: Callable[[Any, Any, bool], str], code_of: Callable[[Any], int]) -> int:
     """One section per environment (text, markdown or JSON), the step summary, and the most severe
     exit code (an environment that failed counts as an error)."""
     import json
@@ -692,7 +662,7 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
         # nobody reads the counts of a plan that is approved in advance, data loss included
         skip = ("apply --auto-approve --allow-data-loss does not wait for them"
                 if auto_approve and allow_data_loss else None)
-        the_plan = _run(_fresh_plan(target, desired, options, deadline, skip_counts=skip))
+        the_plan = _run(_fresh_plan(target, desired, options, deadline, uncounted=skip))
         click.echo(_render(the_plan, "text", g.use_color()))
 
     outcome: list[str] = []
@@ -887,7 +857,8 @@ async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired
 def drift(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, sandbox: bool, rate: float | None,
           timeout: float | None, fmt_: str, ignores: tuple[str, ...]) -> int:
     """Read-only: report what differs between the account and the files (exit 2 when it drifted)."""
-    from reconciler.drift import fetch_drift, render_drift
+    from reconciler.pipeline import check_drift
+    from reconciler.render import render_drift
 
     p = _project(g)
     desired = _load_desired(p)
@@ -897,7 +868,7 @@ def drift(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, sa
     async def job(target: Target) -> Any:
         options = _plan_options(p, target, (), (), desired.empty)
         async with _client(target, deadline) as client:
-            return await fetch_drift(client, desired.schemas, options, ignore=patterns, sources=desired.sources)
+            return await check_drift(client, desired.schemas, options, ignore=patterns, sources=desired.sources)
 
     if _many(envs, all_envs):
         from reconciler.envs import run_environments

@@ -3,8 +3,8 @@
 ``async with Client(url, token) as c: schemas = await c.list_schemas()``
 
 * Auth: the token goes only into the ``Api-Token`` header, added per request by an :class:`httpx.Auth`
-  (so it is not even in the httpx client's default headers). It is held in a :class:`Secret` whose
-  ``repr``/``str`` is ``'***'``; exceptions, log lines, :attr:`Client.stats` and reprs never show it.
+  (so it is not even in the httpx client's default headers). It is held in a pydantic :class:`~pydantic.SecretStr`
+  (``repr``/``str`` show asterisks); exceptions, log lines, :attr:`Client.stats` and reprs never show it.
 * Limiter: one token bucket per :class:`Client`, shared by every concurrent request, at the account's
   5 req/s (docs/api-notes.md §1) with headroom so latency jitter between us and the server's bucket never
   costs a 429: the bucket refills at 95 % of ``rate`` (``rate_headroom``) and holds ``rate - 1``
@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
+from pydantic import SecretStr
 
 from reconciler.errors import (
     ApiError,
@@ -75,7 +76,6 @@ __all__ = [
     "Client",
     "ClientStats",
     "RequestRecord",
-    "Secret",
     "TokenBucket",
     "normalize_base_url",
     "parse_retry_after",
@@ -126,44 +126,6 @@ SleepFn = Callable[[float], Awaitable[Any]]
 WaitFn = Callable[[str], None]
 
 
-class Secret:
-    """A string that never shows itself: ``repr``/``str``/``format`` give ``'***'``. :meth:`reveal` gives it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if isinstance(value, Secret):
-            value = value.reveal()
-        object.__setattr__(self, "_value", str(value))
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Secret is immutable")
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret cannot be pickled")
-
-
 # --------------------------------------------------------------------------------------------
 # URLs
 
@@ -180,15 +142,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _holds_token(url: str, token: str | Secret | None) -> bool:
-    secret = token.reveal() if isinstance(token, Secret) else (token or "")
+def _holds_token(url: str, token: str | SecretStr | None) -> bool:
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else (token or "")
     if len(secret) < _MIN_TOKEN_IN_URL:
         return False
     secret = secret.lower()
     return secret in url.lower() or secret in unquote(url).lower()
 
 
-def normalize_base_url(url: str, *, allow_http: bool = False, token: str | Secret | None = None) -> str:
+def normalize_base_url(url: str, *, allow_http: bool = False, token: str | SecretStr | None = None) -> str:
     """``https://acct.api-us1.com`` or ``…/api/3`` (trailing slash or not) -> ``https://acct.api-us1.com/api/3``.
 
     ``http://`` is refused (:class:`ConfigError`) unless the host is loopback or ``allow_http`` (a custom
@@ -397,9 +359,6 @@ class ClientStats:
     def by_method(self) -> dict[str, int]:
         return dict(Counter(r.method for r in self.records))
 
-    def by_status(self) -> dict[int | None, int]:
-        return dict(Counter(r.status for r in self.records))
-
     def retries(self) -> int:
         """Attempts that repeated an earlier one."""
         return sum(1 for r in self.records if r.retried)
@@ -442,11 +401,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 class _ApiTokenAuth(httpx.Auth):
-    def __init__(self, token: Secret) -> None:
+    def __init__(self, token: SecretStr) -> None:
         self._token = token
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Api-Token"] = self._token.reveal()
+        request.headers["Api-Token"] = self._token.get_secret_value()
         yield request
 
     def __repr__(self) -> str:
@@ -480,6 +439,13 @@ class _Outcome:
     elapsed: float = 0.0
 
 
+class _AlreadyDone(Exception):  # not an error: the write was done by an earlier attempt
+    """Ends :meth:`Client._request` when its ``settled`` lookup found the write already done."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class Client:
     """Async client of the Custom Objects API. Use as ``async with Client(url, token) as c:``.
 
@@ -501,7 +467,7 @@ class Client:
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         rate: float | None = 5.0,
         burst: float | None = None,
@@ -520,7 +486,7 @@ class Client:
         token_source: str | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url, allow_http=transport is not None, token=token)
-        self._token = token if isinstance(token, Secret) else Secret(token)
+        self._token = token if isinstance(token, SecretStr) else SecretStr(token)
         if not self._token:
             raise ConfigError(f"no API token given for {self.base_url}")
         parsed = httpx.URL(self.base_url)
@@ -585,6 +551,15 @@ class Client:
             await self._http.aclose()
         self._http = None
 
+    def rates(self) -> tuple[float | None, float | None]:
+        """(the account's requests/s, the pace this client keeps under it), both ``None`` without a
+        limiter (the embedded sandbox). The pace is the limiter's ceiling (a lower ``RateLimit-Limit``
+        the account announced included); the rate is that without the client's headroom."""
+        if self.limiter is None:
+            return None, None
+        pace = self.limiter.max_rate
+        return round(pace / self._rate_headroom, 3), pace
+
     def __repr__(self) -> str:
         rate = f"{self.limiter.rate:g}/s" if self.limiter else "off"
         return f"<Client {self.base_url} token=*** rate={rate}>"
@@ -593,7 +568,7 @@ class Client:
 
     def _scrub(self, text: str) -> str:
         """``text`` with the token (as is, or percent-encoded) replaced by ``***``."""
-        secret = self._token.reveal()
+        secret = self._token.get_secret_value()
         if not secret or not text:
             return text
         text = text.replace(secret, "***")
@@ -783,22 +758,22 @@ class Client:
         response = outcome.response
         status = response.status_code
         items = parse_error_body(response.content, mask=self._scrub)
-        reason = self._scrub(response.reason_phrase or "") or None
+        phrase = self._scrub(response.reason_phrase or "") or None
         if outcome.retry_after is not None and outcome.retry_after > self.retry_after_cap:
-            return RateLimited(status, method, path, items, reason=reason, attempts=attempts,
+            return RateLimited(status, method, path, items, reason=phrase, attempts=attempts,
                                retry_after=outcome.retry_after, cap=self.retry_after_cap)
         cls = error_class_for(status)
         if status == 503 and outcome.retryable and attempts > 1 and _looks_rate_limited(response):
             cls = RateLimited
         if cls is AuthenticationFailed:
-            return AuthenticationFailed(status, method, path, items, reason=reason, attempts=attempts,
+            return AuthenticationFailed(status, method, path, items, reason=phrase, attempts=attempts,
                                         base_url=self.base_url, token_source=self.token_source,
                                         needs_admin=_admin_only(method, path, outcome.query))
         if status == 404 and method == "GET" and path == _SCHEMAS:
-            return NotFound(status, method, path, items, reason=reason, attempts=attempts,
+            return NotFound(status, method, path, items, reason=phrase, attempts=attempts,
                             hint=f"no Custom Objects API at {self._account}; check the account URL "
                                  "(https://<account>.api-us1.com)")
-        return cls(status, method, path, items, reason=reason, attempts=attempts)
+        return cls(status, method, path, items, reason=phrase, attempts=attempts)
 
     async def _request(
         self,
@@ -811,32 +786,48 @@ class Client:
         ok: tuple[int, ...] = (200,),
         idempotent: bool = True,
         gone_ok: bool = False,
+        settled: Callable[[], Awaitable[Any]] | None = None,
     ) -> httpx.Response:
-        """Send with retries. Non-idempotent requests are repeated only when surely not processed.
+        """Send with retries: the one retry loop of the client. Non-idempotent requests are repeated
+        only when surely not processed, or when ``settled`` can tell.
 
         With ``gone_ok``, a 404 after an attempt that may have been processed is returned as is
-        (a retried DELETE whose first attempt did the job).
+        (a retried DELETE whose first attempt did the job). ``settled`` (for a non-idempotent
+        write) looks up whether an attempt whose answer was lost took effect: it is asked after
+        such an attempt, when the attempts run out, and on a 422 after one (the API refusing a
+        duplicate of our own write); what it finds (not ``None``) ends the loop as
+        :class:`_AlreadyDone`.
         """
         maybe_done = False
         waited = 0.0
+
+        async def done_already() -> None:
+            found = await settled() if settled is not None and maybe_done else None
+            if found is not None:
+                log.info("%s %s: an earlier attempt went through; not sending it again", method, path)
+                raise _AlreadyDone(found)
+
         for attempt in range(1, self.max_retries + 2):
             out = await self._attempt(method, path, attempt=attempt, params=params, json=json, headers=headers,
                                       waited=waited)
-            if not out.retryable:
-                if out.response is None:
-                    raise self._error(method, path, out, attempt) from None
+            if not out.retryable and out.response is not None:
                 response = out.response
                 if response.status_code in ok or (200 <= response.status_code < 300 and not ok):
                     return response
                 if gone_ok and maybe_done and response.status_code == 404:
                     return response
+                if response.status_code == 422:
+                    await done_already()
                 raise self._error(method, path, out, attempt)
-            if out.ambiguous and not idempotent:
+            if out.ambiguous and not idempotent and settled is None:
                 raise self._error(method, path, out, attempt) from None
             maybe_done = maybe_done or out.ambiguous
-            if attempt >= self._attempt_limit(out):
+            if not out.retryable or attempt >= self._attempt_limit(out):
+                await done_already()
                 raise self._error(method, path, out, attempt) from None
             waited = await self._backoff(method, path, attempt, out)
+            if out.ambiguous:
+                await done_already()
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -899,8 +890,8 @@ class Client:
             items = data.get("objectTypes")  # legacy key (docs/api-notes.md §3)
         if not isinstance(items, list):
             raise UnexpectedResponse(200, "GET", path, reason=f'the list response has no "{key}" array')
-        meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-        return items, meta
+        meta = data.get("meta")
+        return items, meta if isinstance(meta, dict) else {}
 
     async def _list_all(self, path: str, key: str, extra: Mapping[str, str] | None = None,
                         convert: Callable[[Any], Any] | None = None) -> _Listing:
@@ -927,7 +918,7 @@ class Client:
                 return list(items)
             if not sliced:
                 return list(map(convert, items))
-            out = []
+            out: list[Any] = []
             for i in range(0, len(items), _CONVERT_SLICE):
                 await asyncio.sleep(0)
                 out.extend(map(convert, items[i:i + _CONVERT_SLICE]))
@@ -1048,35 +1039,12 @@ class Client:
         """POST a new schema (201). Never creates it twice: after an ambiguous failure (dropped
         connection, timeout, 5xx) the slug is looked up and an existing schema returned."""
         path = _SCHEMAS
-        body = {"schema": schema_to_api(schema)}
-        maybe_done = False
-        waited = 0.0
-        for attempt in range(1, self.max_retries + 2):
-            out = await self._attempt("POST", path, attempt=attempt, json=body, waited=waited)
-            if not out.retryable and out.response is not None:
-                response = out.response
-                if response.status_code in (200, 201):
-                    return self._schema_from(self._json(response, "POST", path), "POST", path, response.status_code)
-                if maybe_done and response.status_code == 422:
-                    # "slug must be unique" after a lost answer: probably our own earlier attempt
-                    found = await self.find_schema_by_slug(schema.slug)
-                    if found is not None:
-                        return found
-                raise self._error("POST", path, out, attempt)
-            if not out.retryable or attempt >= self._attempt_limit(out):
-                if out.ambiguous or maybe_done:
-                    found = await self.find_schema_by_slug(schema.slug)
-                    if found is not None:
-                        return found
-                raise self._error("POST", path, out, attempt) from None
-            waited = await self._backoff("POST", path, attempt, out)
-            if out.ambiguous:
-                maybe_done = True
-                found = await self.find_schema_by_slug(schema.slug)
-                if found is not None:
-                    log.info("create %s: the earlier attempt went through; not sending it again", schema.slug)
-                    return found
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            response = await self._request("POST", path, json={"schema": schema_to_api(schema)}, ok=(200, 201),
+                                           idempotent=False, settled=lambda: self.find_schema_by_slug(schema.slug))
+        except _AlreadyDone as done:
+            return done.value  # type: ignore[no-any-return]
+        return self._schema_from(self._json(response, "POST", path), "POST", path, response.status_code)
 
     async def update_schema(self, schema_id: str, body: dict[str, Any], *, validate_only: bool = False) -> Schema:
         """PUT ``{"schema": body}`` (a merge, docs/api-notes.md U1). ``validate_only`` sends the documented

@@ -27,18 +27,17 @@ sandbox is a normal target and the client keeps its limiter.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
+from pydantic import SecretStr
 
-from reconciler.client import Client, Secret, normalize_base_url
+from reconciler.client import Client, normalize_base_url
 from reconciler.errors import ConfigError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
 __all__ = [
     "ENV_TOKEN",
@@ -47,7 +46,6 @@ __all__ = [
     "SANDBOX_TOKEN",
     "SANDBOX_URL",
     "ConfigError",
-    "Secret",
     "Target",
     "resolve_target",
     "sandbox_transport",
@@ -63,14 +61,6 @@ SANDBOX_URL = "http://sandbox.local"
 SANDBOX_TOKEN = "sandbox-token"
 
 
-class EnvironmentLike(Protocol):
-    """An entry of ``reconciler.yaml`` ``environments`` (``reconciler.project.Environment``)."""
-
-    url: str
-    token_env: str | None
-    protect: Sequence[str]
-
-
 class ProjectLike(Protocol):
     """The parts of ``reconciler.project.ProjectConfig`` this module reads."""
 
@@ -83,11 +73,11 @@ TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
 @dataclass(frozen=True)
 class Target:
-    """The resolved account. ``token`` is a :class:`Secret`; nothing here ever prints it."""
+    """The resolved account. ``token`` is a :class:`SecretStr`; nothing here ever prints it."""
 
     name: str
     url: str
-    token: Secret = field(repr=False)
+    token: SecretStr = field(repr=False)
     is_sandbox: bool = False
     protect: frozenset[str] = frozenset()
     transport_factory: TransportFactory | None = field(default=None, repr=False, compare=False)
@@ -194,7 +184,7 @@ def _env_target(project: ProjectLike | None, env: str, environ: Mapping[str, str
                               f"or set {ENV_TOKEN}")
         source = f"${ENV_TOKEN}"
     env_rate = getattr(entry, "rate_limit", None)
-    return Target(name=env, url=normalize_base_url(entry.url, token=secret), token=Secret(secret),
+    return Target(name=env, url=normalize_base_url(entry.url, token=secret), token=SecretStr(secret),
                   protect=frozenset(entry.protect or ()), note=note, token_source=source,
                   required=getattr(entry, "required", None),
                   client_defaults=_rate_default(rate if rate is not None else env_rate))
@@ -213,7 +203,7 @@ def _sandbox_target(workdir: Path, note: str | None) -> Target:
     return Target(
         name="sandbox",
         url=SANDBOX_URL,
-        token=Secret(SANDBOX_TOKEN),
+        token=SecretStr(SANDBOX_TOKEN),
         is_sandbox=True,
         transport_factory=factory,
         db_path=workdir / SANDBOX_DB,
@@ -224,21 +214,25 @@ def _sandbox_target(workdir: Path, note: str | None) -> Target:
 
 def resolve_target(
     *,
-    url: str | None,
-    env: str | None,
-    project: ProjectLike | None,
-    environ: Mapping[str, str],
-    workdir: Path,
+    url: str | None = None,
+    env: str | None = None,
+    project: ProjectLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
     sandbox: bool = False,
     token: str | None = None,
     rate: float | None = None,
 ) -> Target:
     """The account to talk to; see the module docstring for the order. ``workdir`` is the project
-    folder (where the embedded sandbox keeps its database). ``rate`` (requests/s, from ``--rate``)
-    beats an environment's ``rate_limit``; ``None`` keeps the client's default (the documented 5 req/s).
+    folder (where the embedded sandbox keeps its database; default: the current directory).
+    ``environ``: where ``AC_API_URL``/``AC_API_TOKEN`` are read (default: ``os.environ``). ``rate``
+    (requests/s, from ``--rate``) beats an environment's ``rate_limit``; ``None`` keeps the client's
+    default (the documented 5 req/s).
 
     Raises :class:`ConfigError` with one line saying what to set.
     """
+    environ = os.environ if environ is None else environ
+    workdir = Path.cwd() if workdir is None else workdir
     ambient_url = (environ.get(ENV_URL) or "").strip() or None
     ambient_token = environ.get(ENV_TOKEN) or None
     flag_url = (url or "").strip() or None
@@ -280,7 +274,7 @@ def resolve_target(
                     env_rate, required = getattr(entry, "rate_limit", None), getattr(entry, "required", None)
                     break
         note = ignored(flag_url, "--url is explicit") if flag_url else None
-        return Target(name=name, url=normalized, token=Secret(secret), protect=protect, note=note,
+        return Target(name=name, url=normalized, token=SecretStr(secret), protect=protect, note=note,
                       token_source=f"${ENV_TOKEN}", required=required,
                       client_defaults=_rate_default(rate if rate is not None else env_rate))
 

@@ -21,22 +21,21 @@ key ``slug[.field-or-relationship][.property]``, e.g. ``*.description`` or ``ord
 A rule matches the key itself or any dotted prefix of it, and ``X.*`` also matches ``X``. Ignored
 items stay in the report, marked and counted, and do not make ``drift`` exit 2.
 
-Rendering (text and markdown) is done by :mod:`reconciler.render`, where each format's escaping lives.
+Reading the account is :func:`reconciler.pipeline.check_drift`; rendering is
+:func:`reconciler.render.render_drift`, where each format's escaping lives.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.gitinfo import FileHistory, file_histories
+from reconciler.gitinfo import FileHistory
 from reconciler.model import Schema
 from reconciler.plan import (
     AddField,
@@ -53,7 +52,6 @@ from reconciler.plan import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.client import Client
     from reconciler.planner import PlanOptions
 
 __all__ = [
@@ -63,9 +61,7 @@ __all__ = [
     "Side",
     "changed_side",
     "compute_drift",
-    "fetch_drift",
     "ignored_by",
-    "render_drift",
 ]
 
 #: The ``format`` key of the JSON report (deliberately not a plan file's ``format_version``).
@@ -160,10 +156,6 @@ class DriftReport:
     @property
     def summary(self) -> dict[str, int]:
         return {"drift": len(self.drift), "ignored": len(self.ignored), "info": len(self.info)}
-
-    @property
-    def slugs(self) -> tuple[str, ...]:
-        return tuple(sorted({i.slug for i in self.items}))
 
     def summary_line(self) -> str:
         """``Drift: 3 changes in the account differ from the files (1 ignored, 1 unmanaged schema).``"""
@@ -479,37 +471,3 @@ def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], opt
             if slug in the_plan.live_fingerprints}
     return DriftReport(items=tuple(items), target=o.target_url, checked_at=checked_at or o.created_at,
                        ignore=patterns, updated=read)
-
-
-async def fetch_drift(client: Client, desired: Mapping[str, Schema], options: PlanOptions | None = None,
-                      *, ignore: Sequence[str] = (), checked_at: str | None = None,
-                      sources: Mapping[str, Path] | None = None) -> DriftReport:
-    """Read the account (GET requests only) and compute its drift from ``desired``.
-
-    ``sources``: each desired schema's file, by slug (``LoadedSchemas.sources``); their git history
-    is read alongside the account, as the evidence of which side changed.
-    """
-    paths = list((sources or {}).values())
-    schemas, histories = await asyncio.gather(client.list_schemas(), asyncio.to_thread(file_histories, paths))
-    history = {slug: histories[p] for slug, p in (sources or {}).items() if p in histories}
-    live = {s.slug: s for s in schemas}
-    return compute_drift(desired, live, options, ignore=ignore, checked_at=checked_at, history=history)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering (in reconciler.render, with each format's escaping)
-
-
-def render_drift(report: DriftReport, fmt: Literal["text", "markdown", "json"] = "text", color: bool = False) -> str:
-    """The report as ``text`` (ANSI colour only when ``color``), ``markdown`` or ``json``."""
-    if fmt == "json":
-        return report.to_json()
-    if fmt == "markdown":
-        from reconciler.render.markdown import render_drift_markdown
-
-        return render_drift_markdown(report)
-    if fmt == "text":
-        from reconciler.render.text import render_drift_text
-
-        return render_drift_text(report, color)
-    raise ValueError(f"unknown format {fmt!r}: use text, markdown or json")

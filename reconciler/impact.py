@@ -70,7 +70,7 @@ async def count_impacts(plan: Plan, client: Client) -> Plan:
     if not queries:
         return plan
     totals_task = asyncio.gather(*(_count(client, sid, None) for sid in schema_ids))
-    counts_task = asyncio.gather(*(_count(client, q.schema_id, dict(q.filters)) for _, q in filtered))
+    counts_task = asyncio.gather(*(_count(client, q.schema_id, dict(q.filters or {})) for _, q in filtered))
     totals_list, counts = await asyncio.gather(totals_task, counts_task)
     totals = dict(zip(schema_ids, totals_list, strict=False))
     affected = {key: n for (key, _), n in zip(filtered, counts, strict=False)}

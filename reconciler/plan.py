@@ -864,23 +864,9 @@ class Plan:
         return bool(self.errors)
 
     @property
-    def data_loss_changes(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.data_loss)
-
-    @property
-    def blocked_changes(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.blocked)
-
-    @property
     def findings(self) -> tuple[Finding, ...]:
         """Every finding: on changes, then the errors'."""
         return tuple(f for c in self.changes for f in c.findings) + tuple(e.finding for e in self.errors)
-
-    @property
-    def slugs(self) -> tuple[str, ...]:
-        """The schemas the plan says something about (changes, errors or notes), sorted."""
-        return tuple(sorted({c.slug for c in self.changes} | {e.slug for e in self.errors}
-                            | {n.slug for n in self.notes if n.slug}))
 
     def change(self, key: str) -> Change | None:
         for c in self.changes:

@@ -332,7 +332,8 @@ class _Planner:
                     continue  # noted by opaque_notes
                 if by_norm is None:
                     by_norm = {norm_id(f.id): f for f in live_active}
-                    deleted = {norm_id(f.id): f for f in (*live.fields, *live.opaque_fields) if f.deleted}
+                    known: tuple[Field | OpaqueField, ...] = (*live.fields, *live.opaque_fields)
+                    deleted = {norm_id(f.id): f for f in known if f.deleted}
                 gone = deleted.get(norm_id(df.id))
                 twin = by_norm.get(norm_id(df.id))
                 if gone is not None:
@@ -552,7 +553,7 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
         target=o.target_url,
         created_at=o.created_at,
         # deferred: hashed when read (the plan file), of the schemas as they are now (frozen models)
-        desired_digest=Deferred(functools.partial(desired_digest, list(desired.values()))),
+        desired_digest=Deferred(functools.partial(desired_digest, list(desired.values()))),  # type: ignore[arg-type]
         live_fingerprints=LiveFingerprints(dict(sorted(read.items()))),
         unchanged=p.unchanged,
     )

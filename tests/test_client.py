@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from reconciler.client import Client, Secret
+from reconciler.client import Client
 from reconciler.config import resolve_target
 from reconciler.errors import (
     ApiError,
@@ -399,7 +400,7 @@ def test_token_never_leaks(caplog: pytest.LogCaptureFixture, tmp_path: Any) -> N
                 except AuthenticationFailed as e:
                     errors.append(e)
             sandbox.settings.token = TOKEN
-            async with Client(sandbox.url, Secret(TOKEN), rate=None, sleep=FakeSleep()) as c:  # 422
+            async with Client(sandbox.url, SecretStr(TOKEN), rate=None, sleep=FakeSleep()) as c:  # 422
                 clients.append(c)
                 await c.create_schema(make_schema("orders"))
                 try:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from reconciler.client import Client, Secret, normalize_base_url
+from reconciler.client import Client, normalize_base_url
 from reconciler.config import SANDBOX_DB, Target, resolve_target
 from reconciler.errors import ConfigError
 
@@ -56,7 +57,7 @@ ALL_ENV = {"AC_API_URL": "https://from-env.api-us1.com", "AC_API_TOKEN": "env-to
 def test_explicit_url_beats_the_ambient_one_and_says_so(tmp_path: Path) -> None:
     t = resolve(tmp_path, url="https://flag.api-us1.com", token=TOKEN, environ=ALL_ENV)
     assert t.url == "https://flag.api-us1.com/api/3"
-    assert t.token.reveal() == TOKEN
+    assert t.token.get_secret_value() == TOKEN
     assert not t.is_sandbox
     assert t.describe() == "Target: https://flag.api-us1.com (from --url; $AC_API_URL ignored: --url is explicit)"
 
@@ -65,13 +66,13 @@ def test_url_and_env_naming_different_accounts_is_an_error(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="name different accounts"):
         resolve(tmp_path, url="https://flag.api-us1.com", env="production", environ=ALL_ENV)
     same = resolve(tmp_path, url="https://acme.api-us1.com/api/3/", env="production", environ=ALL_ENV)
-    assert (same.name, same.token.reveal()) == ("production", "prod-tok")
+    assert (same.name, same.token.get_secret_value()) == ("production", "prod-tok")
 
 
 def test_explicit_env_beats_ambient_variables(tmp_path: Path) -> None:
     t = resolve(tmp_path, env="production", environ=ALL_ENV)
     assert t.url == "https://acme.api-us1.com/api/3"
-    assert t.token.reveal() == "prod-tok"
+    assert t.token.get_secret_value() == "prod-tok"
     assert t.describe() == ('Target: https://acme.api-us1.com (environment "production"; '
                             "$AC_API_URL ignored: --env production is explicit)")
 
@@ -122,13 +123,13 @@ def test_rate_from_the_flag_beats_the_environment(tmp_path: Path) -> None:
 
 def test_flag_url_with_env_token(tmp_path: Path) -> None:
     t = resolve(tmp_path, url="https://flag.api-us1.com/api/3", environ={"AC_API_TOKEN": "env-tok"})
-    assert (t.url, t.token.reveal()) == ("https://flag.api-us1.com/api/3", "env-tok")
+    assert (t.url, t.token.get_secret_value()) == ("https://flag.api-us1.com/api/3", "env-tok")
 
 
 def test_reconciler_yaml_environment(tmp_path: Path) -> None:
     t = resolve(tmp_path, env="production", environ={"AC_PROD_TOKEN": "prod-tok"})
     assert t.url == "https://acme.api-us1.com/api/3"
-    assert t.token.reveal() == "prod-tok"
+    assert t.token.get_secret_value() == "prod-tok"
     assert t.protect == frozenset({"orders", "orders.order-number"})
     assert t.describe() == 'Target: https://acme.api-us1.com (environment "production")'
     s = resolve(tmp_path, env="staging", environ={"AC_STAGING_TOKEN": "staging-tok"})
@@ -151,7 +152,7 @@ def test_missing_token_variable_names_the_variable(tmp_path: Path) -> None:
 
 def test_environment_without_token_env_uses_ac_api_token(tmp_path: Path) -> None:
     t = resolve(tmp_path, env="dev", environ={"AC_API_TOKEN": "dev-tok"})
-    assert (t.url, t.token.reveal(), t.name) == ("https://acme-dev.api-us1.com/api/3", "dev-tok", "dev")
+    assert (t.url, t.token.get_secret_value(), t.name) == ("https://acme-dev.api-us1.com/api/3", "dev-tok", "dev")
     with pytest.raises(ConfigError, match="AC_API_TOKEN"):
         resolve(tmp_path, env="dev", environ={})
 
@@ -221,8 +222,8 @@ def test_bad_urls_refused(bad: str) -> None:
 
 
 def test_secret_and_target_never_show_the_token(tmp_path: Path) -> None:
-    s = Secret(TOKEN)
-    assert repr(s) == "'***'" and str(s) == "***" and f"{s}" == "***"
+    s = SecretStr(TOKEN)
+    assert TOKEN not in repr(s) and TOKEN not in str(s) and TOKEN not in f"{s}"
     t = resolve(tmp_path, url="https://acme.api-us1.com", token=TOKEN)
     for text in (repr(t), str(t), t.describe(), repr(t.client()), str(vars(t.client()).get("stats"))):
         assert TOKEN not in text

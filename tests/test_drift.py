@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.drift import compute_drift, ignored_by, render_drift
+from reconciler.drift import compute_drift, ignored_by
 from reconciler.envs import environment_names, most_severe
 from reconciler.errors import ConfigError
 from reconciler.files import load_dir
 from reconciler.model import Field, FieldType, Labels, Relationship, Schema
 from reconciler.plan import Plan, PlanFileError
+from reconciler.render import render_drift
 
 ROOT = Path(__file__).resolve().parent.parent
 DESIRED = load_dir(ROOT / "schemas").schemas["online-order"]

@@ -22,9 +22,11 @@ import pytest
 
 from reconciler import gitinfo
 from reconciler.client import Client
-from reconciler.drift import changed_side, compute_drift, fetch_drift, render_drift
+from reconciler.drift import changed_side, compute_drift
 from reconciler.files import load_dir
 from reconciler.gitinfo import FileHistory, file_histories
+from reconciler.pipeline import check_drift
+from reconciler.render import render_drift
 from tests.conftest import ROOT, TOKEN, Cli
 
 SEED = (ROOT / "schemas" / "orders.yaml").read_text(encoding="utf-8")
@@ -209,7 +211,7 @@ def test_wording_follows_the_evidence() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# fetch_drift: the account over HTTP, the files in a git work tree
+# check_drift: the account over HTTP, the files in a git work tree
 
 
 def api(url: str, method: str, path: str, **kw: Any) -> dict[str, Any]:
@@ -223,13 +225,13 @@ def drift_of(url: str, schemas: Path) -> dict[str, Any]:
 
     async def go() -> Any:
         async with Client(url, TOKEN, rate=None) as client:
-            return await fetch_drift(client, loaded.schemas, sources=loaded.sources)
+            return await check_drift(client, loaded.schemas, sources=loaded.sources)
 
     report = asyncio.run(go())
     return {i.key: i for i in report.items}
 
 
-def test_fetch_drift_blames_only_with_evidence(tmp_path: Path, sandbox: Any) -> None:
+def test_check_drift_blames_only_with_evidence(tmp_path: Path, sandbox: Any) -> None:
     url = sandbox.url
     repo = new_repo(tmp_path / "repo")
     (repo / "schemas").mkdir()
@@ -274,7 +276,7 @@ def test_fetch_drift_blames_only_with_evidence(tmp_path: Path, sandbox: Any) -> 
 
 
 def test_cli_drift_in_a_git_work_tree(seed_files: Cli, sandbox: Any) -> None:
-    """Through the CLI: ``drift`` passes the files' sources to :func:`fetch_drift`."""
+    """Through the CLI: ``drift`` passes the files' sources to :func:`check_drift`."""
     cli = seed_files
     assert cli("apply", "--auto-approve").code == 0
     new_repo(cli.workdir)

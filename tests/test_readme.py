@@ -140,3 +140,20 @@ def test_the_first_change_walkthrough_runs_as_written(tmp_path: Path) -> None:
         want = [line for line in expected.splitlines() if line != "…"]
         got = r.stdout.rstrip("\n").splitlines()
         assert (got[-len(want):] if "…" in expected else got) == want, r.stdout
+
+
+def test_the_python_api_example_runs_as_written(tmp_path: Path) -> None:
+    """The README's library example, as a script in a fresh project: it plans the shipped schemas
+    against the embedded sandbox, applies them, verifies, and then reports no drift."""
+    code = re.search(r"```python\n(.*?)```", _section("Python API"), re.S)
+    assert code is not None
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    (tmp_path / "example.py").write_text(code.group(1), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "AC_API_URL", "AC_API_TOKEN")}
+    r = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert any(line.startswith("Plan: ") and " to add" in line for line in out), r.stdout
+    assert "verified" in out and "No drift. The account matches the files." in out, r.stdout
+    assert (tmp_path / ".reconciler" / "sandbox.sqlite3").is_file()

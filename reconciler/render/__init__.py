@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from reconciler.drift import DriftItem, DriftReport
 
 __all__ = ["DRIFT_LEGEND", "FORMATS", "LEGEND", "SchemaBlock", "change_text", "drift_groups", "render",
-           "schema_blocks"]
+           "render_drift", "schema_blocks"]
 
 FORMATS = ("text", "markdown", "json")
 
@@ -45,6 +45,21 @@ def render(plan: Plan, fmt: Literal["text", "markdown", "json"] = "text", color:
         return render_markdown(plan)
     if fmt == "json":
         return plan.to_json()
+    raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def render_drift(report: DriftReport, fmt: Literal["text", "markdown", "json"] = "text", color: bool = False) -> str:
+    """A drift report as ``text`` (ANSI colour only when ``color``), ``markdown`` or ``json``."""
+    if fmt == "text":
+        from reconciler.render.text import render_drift_text
+
+        return render_drift_text(report, color)
+    if fmt == "markdown":
+        from reconciler.render.markdown import render_drift_markdown
+
+        return render_drift_markdown(report)
+    if fmt == "json":
+        return report.to_json()
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 

@@ -263,8 +263,8 @@ def render_markdown(plan: Plan) -> str:
     if plan.notes:
         doc.add("#### Notes")
         doc.add()
-        for n in plan.notes:
-            doc.add("- {}", n.message)
+        for note in plan.notes:
+            doc.add("- {}", note.message)
         doc.add()
     return doc.text()
 

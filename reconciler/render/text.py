@@ -186,8 +186,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
             out.add()
     if plan.notes:
         out.add("Notes:")
-        for n in plan.notes:
-            out.add(f"- {n.message}", indent="  ")
+        for note in plan.notes:
+            out.add(f"- {note.message}", indent="  ")
         out.add()
     out.add(plan.summary_line(), "bold")
     cost = plan.estimate.line() if plan.estimate is not None else None

@@ -41,8 +41,9 @@ async def sync_contact(request: Request) -> Response:
             doc = {"email": email, "firstName": "", "lastName": "", "phone": "", "cdate": now,
                    "hash": hashlib.md5(email.lower().encode()).hexdigest(), "fieldValues": []}
         for key in KEPT:  # keys left out are kept (live)
-            if isinstance(raw.get(key), (str, int)) and not isinstance(raw.get(key), bool):
-                doc[key] = str(raw[key])
+            value = raw.get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                doc[key] = str(value)
         doc["udate"] = now
         doc = store.save_contact(doc)
     contact = {"id": doc["id"], **{k: v for k, v in doc.items() if k != "id"},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reconciler.sandbox.settings import SandboxSettings
@@ -81,7 +81,7 @@ def check_slug(slug: Any, settings: SandboxSettings, errs: list) -> str | None:
     return slug
 
 
-def slug_unique(slug: str, others: list[Mapping[str, Any]], errs: list) -> None:
+def slug_unique(slug: str, others: Sequence[Mapping[str, Any]], errs: list[Any]) -> None:
     if any(o["slug"] == slug for o in others):
         errs.append(error("schema.slug", "Schema slug must be unique"))
 

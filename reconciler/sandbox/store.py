@@ -316,7 +316,8 @@ class Store:
         count = 0
         with self.transaction() as db:
             start = db.execute("SELECT COALESCE(MAX(rid), 0) FROM records").fetchone()[0]
-            recs, vals = [], []
+            recs: list[tuple[Any, ...]] = []
+            vals: list[tuple[Any, ...]] = []
             base_ns = clock.now_ns() if at_ns is None else at_ns
             for i, item in enumerate(records, start=start + 1):
                 fields = dict(item.get("fields") or {})
@@ -424,7 +425,8 @@ class Store:
             sql, p = self._cond_sql(schema_id, cond)
             where.append(sql)
             params.extend(p)
-        order_sql, order_params = [], []
+        order_sql: list[str] = []
+        order_params: list[Any] = []
         for order in orders:
             if order.key is None:
                 order_sql.append(f"r.{order.target} {order.direction}")
