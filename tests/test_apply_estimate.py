@@ -21,7 +21,7 @@ from reconciler.plan import Estimate, Plan
 from reconciler.planner import PlanOptions
 from reconciler.sandbox import SandboxSettings, create_app
 from tests.conftest import TOKEN, Cli
-from tests.test_apply_faults import asgi_client, field, plan_against, schema
+from tests.support.apply import asgi_client, field, plan_against, schema
 
 OPTIONS = PlanOptions(prune=True)
 

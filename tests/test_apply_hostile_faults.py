@@ -32,7 +32,7 @@ from reconciler.model import Schema
 from reconciler.planner import PlanOptions
 from reconciler.sandbox import SandboxSettings, create_app
 from tests.conftest import TOKEN
-from tests.test_apply_faults import (
+from tests.support.apply import (
     SCHEMAS_PATH,
     StoreSpy,
     asgi_client,

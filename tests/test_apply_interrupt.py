@@ -20,8 +20,8 @@ from reconciler.planner import plan as make_plan
 from reconciler.sandbox import SandboxSettings
 from reconciler.sandbox.testing import running_sandbox
 from tests.conftest import TOKEN
-from tests.test_apply_faults import field, schema
-from tests.test_apply_race import Wire, client
+from tests.support.apply import field, schema
+from tests.support.wire import Wire, client
 
 OPTIONS = PlanOptions(prune=True)
 WRITES = ("PUT", "POST", "DELETE")

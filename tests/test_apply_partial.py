@@ -29,7 +29,7 @@ from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.sandbox import SandboxSettings, create_app
 from tests.conftest import TOKEN, Cli
-from tests.test_apply_faults import (
+from tests.support.apply import (
     NoSleep,
     StoreSpy,
     apply_desired,

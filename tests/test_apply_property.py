@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from reconciler.model import Schema, check_schemas
 from reconciler.planner import PlanOptions
 from reconciler.sandbox import SandboxSettings, create_app
-from tests.test_apply_faults import apply_desired, asgi_client, plan_against
+from tests.support.apply import apply_desired, asgi_client, plan_against
 
 SLUGS = ("alpha", "beta", "gamma", "delta", "epsilon")
 FIELD_IDS = ("f1", "f2", "f3", "f4", "f5", "f6", "f7")

@@ -29,15 +29,13 @@ import random
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 import reconciler.lock
 from reconciler.applier import ApplyResult, apply_plan
-from reconciler.client import Client
 from reconciler.lock import LockHeld, apply_lock, lock_directory, lock_key
 from reconciler.model import Schema
 from reconciler.plan import Plan
@@ -46,8 +44,9 @@ from reconciler.planner import plan as make_plan
 from reconciler.sandbox import SandboxSettings
 from reconciler.sandbox.testing import running_sandbox
 from tests.conftest import TOKEN
-from tests.test_apply_faults import NoSleep, schema
-from tests.test_apply_faults import field as a_field
+from tests.support.apply import field as a_field
+from tests.support.apply import schema
+from tests.support.wire import Wire, client
 
 SLUGS = [f"s{i}" for i in range(6)]
 OPTIONS = PlanOptions()
@@ -61,36 +60,6 @@ def initial() -> dict[str, Schema]:
 def desired(who: str) -> dict[str, Schema]:
     return {s: schema(s, [a_field("one", label=f"{who} One"), a_field("two"), a_field(f"{who.lower()}-extra")],
                       label=f"{who} {s}") for s in SLUGS}
-
-
-@dataclass
-class Wire:
-    """What one client sent and when: ``started`` as each request leaves (method, path, sent,
-    validate_only), ``sent`` once its answer's head is back (method, path, sent, answered, validate_only)."""
-
-    name: str
-    started: list[tuple[str, str, float, bool]] = field(default_factory=list)
-    sent: list[tuple[str, str, float, float, bool]] = field(default_factory=list)
-
-
-class RecordingTransport(httpx.AsyncHTTPTransport):
-    """Real HTTP; notes when each request left and when its answer's head came back."""
-
-    def __init__(self, wire: Wire) -> None:
-        super().__init__()
-        self.wire = wire
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        sent = time.monotonic()
-        validate_only = request.headers.get("validateOnly") == "true"
-        self.wire.started.append((request.method, request.url.path, sent, validate_only))
-        response = await super().handle_async_request(request)
-        self.wire.sent.append((request.method, request.url.path, sent, time.monotonic(), validate_only))
-        return response
-
-
-def client(url: str, wire: Wire) -> Client:
-    return Client(url, TOKEN, rate=None, sleep=NoSleep(), transport=RecordingTransport(wire))
 
 
 LIST_PATH = "/api/3/customObjects/schemas"

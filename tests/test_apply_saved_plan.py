@@ -27,7 +27,7 @@ from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.sandbox import SandboxSettings, create_app
 from tests.conftest import TOKEN
-from tests.test_apply_faults import asgi_client, field, live_of, plan_against, schema
+from tests.support.apply import asgi_client, field, live_of, plan_against, schema
 
 TARGET = "http://sandbox.local/api/3"
 OPTIONS = PlanOptions(prune=True, target_url=TARGET, created_at="2026-06-01T12:00:00+00:00")

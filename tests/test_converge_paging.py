@@ -18,16 +18,7 @@ from reconciler.client import LIST_READS, SCHEMA_ORDER, Client
 from reconciler.errors import UnexpectedResponse
 from reconciler.sandbox import SandboxSettings
 from reconciler.sandbox.testing import running_sandbox
-from tests.test_client_hostile import (
-    TOKEN,
-    FakeApi,
-    Handler,
-    Request,
-    assert_clean,
-    list_page,
-    run,
-    schema_doc,
-)
+from tests.support.fakeapi import TOKEN, FakeApi, Handler, Request, assert_clean, list_page, run, schema_doc
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from reconciler.plan import (
     desired_digest,
     fingerprint,
 )
-from tests.test_planner import build_case
+from tests.support.golden import build_case
 
 
 @pytest.mark.parametrize("name", ["mixed", "protect-environment", "na304-option-renamed", "renamed-from", "target"])

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.plan import Impact, Plan
 from reconciler.render import render
-from tests.test_planner import build_case
+from tests.support.golden import build_case
 
 
 def _table(md: str) -> dict[str, int]:
