@@ -101,6 +101,7 @@ TRICKY = [
     'a: "\\e"\n', "a: \"x\\r\\ny\"\n", "a:\n  b:\n    c: [d]\n", "[1, 2]\n", "x\n", "", "# only a comment\n",
     "a: 1\r\nb: [x,\r\n  y]\r\n", "é: ü\nb: 中文\n", "a: 𝔘\n", "a: null\nb: ~\nc:\n", "true: 1\n", "1: a\n",
     "a: {b: 1, b: 2}\n", "a: [\n", "a: 'x\n", "a: b: c\n", "a:\tb\n", "- a\n- b: c\n  d: e\n", "a: yes\nb: No\nc: TRUE\n",
+    "a:\n  -\n  - b\n", "a: [b: c, d]\n", "a: plain\n  continued\n", "a: 'multi\n  line'\n", "a: Null\nb: nULL\n",
     "<<: {a: 1}\n", "a: = \n", "a: 9" * 1 + "9" * 20 + "\n", "a: -0\nb: -12\n", "{a: 1}\n", "a: [b, c,]\n",
 ]
 
