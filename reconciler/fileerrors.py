@@ -158,7 +158,7 @@ def validation_errors(path: Path, doc: Located, exc: ValidationError | Iterable[
     errors = []
     for e in (exc.errors() if isinstance(exc, ValidationError) else exc):
         loc: Loc = (*base, *e["loc"])
-        custom = rename(loc, e) if rename else None
+        custom = rename(loc, dict(e)) if rename else None
         if custom is not None:
             loc, message = custom
             line, col = doc.position(loc, key=e["type"] == "extra_forbidden")

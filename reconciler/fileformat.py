@@ -148,7 +148,7 @@ def _field_model(t: FieldType) -> type[_FieldFile]:
 
 #: One model a field type, by the ``type`` value (in :class:`FieldType` order).
 FIELD_MODELS: dict[str, type[_FieldFile]] = {t.value: _field_model(t) for t in FieldType}
-FieldFile = Annotated[Union[tuple(FIELD_MODELS.values())], PydField(discriminator="type")]  # noqa: UP007
+FieldFile = Annotated[Union[tuple(FIELD_MODELS.values())], PydField(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 class RelationshipFile(_FileModel):
@@ -179,7 +179,7 @@ class SchemaFile(_FileModel):
     description: str | None = None
     protect: bool = PydField(default=False, description="Never deleted by apply, whatever the flags.")
     acknowledge: tuple[AckCode, ...] = PydField(default=(), description="Risk codes accepted for this schema.")
-    fields: tuple[FieldFile, ...] = ()
+    fields: tuple[FieldFile, ...] = ()  # type: ignore[valid-type]
     relationships: tuple[RelationshipFile, ...] = ()
 
 
@@ -289,7 +289,8 @@ def account_keys(model: type[_FileModel]) -> frozenset[str]:
     that the file models lack, wherever they are. None where the domain model has none (labels)."""
     if not _live_only(model):
         return frozenset()
-    return frozenset().union(*(_live_only(m) for m in (SchemaFile, RelationshipFile, *FIELD_MODELS.values())))
+    models: list[type[_FileModel]] = [SchemaFile, RelationshipFile, *FIELD_MODELS.values()]
+    return frozenset().union(*(_live_only(m) for m in models))
 
 
 def _live_only(model: type[_FileModel]) -> frozenset[str]:

@@ -24,7 +24,7 @@ from reconciler.source import FORBIDDEN, MAX_FILE_BYTES, read_text, size_error, 
 from reconciler.yamlrt import MAX_DEPTH, MAX_INT_DIGITS, MAX_TEXT_CHARS, read_round_trip
 
 try:  # the C parser; ruamel.yaml reads without it, more slowly
-    from _ruamel_yaml import CParser
+    from _ruamel_yaml import CParser  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the platform
     CParser = None
 
@@ -233,6 +233,7 @@ def _compose(parser: Any) -> Doc:
             if ev.anchor is not None or ev.ctag is not None or len(stack) + (container is not None) >= _FAST_DEPTH:
                 raise _HandOver
             mark = ev.start_mark
+            inner: Any
             if kind is MappingStartEvent:
                 value, inner = {}, {}
             else:

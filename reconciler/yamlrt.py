@@ -229,7 +229,7 @@ def read_round_trip(path: Path, text: str, *, allow_empty: bool = False,
         except YAMLError as exc:
             mark, problem = _yaml_problem(exc)
             return None, [_err(path, mark, f"invalid YAML: {problem}")]
-        docs = [d for d in docs if not (isinstance(d, ScalarNode) and d.tag.endswith(":null") and not d.value)]
+        docs = [d for d in docs if not (isinstance(d, ScalarNode) and str(d.tag).endswith(":null") and not d.value)]
         if not docs:
             if allow_empty:
                 return None, []
