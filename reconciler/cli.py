@@ -26,6 +26,7 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:
+    from reconciler.applier import Approved
     from reconciler.client import Client
     from reconciler.config import Target
     from reconciler.files import LoadedSchemas
@@ -645,18 +646,7 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
         if targets or excludes:
             raise CommandError("--target/--exclude cannot narrow a saved plan: it is applied exactly as planned")
         the_plan = _read_plan(planfile)
-        if the_plan.target != target.url:
-            from reconciler.config import SANDBOX_URL
-
-            def host(u: str | None) -> str:
-                return "the local sandbox" if u == SANDBOX_URL else str(u).removesuffix("/api/3")
-
-            raise CommandError(f"{planfile} was made for {host(the_plan.target)}, not for {host(target.url)}: "
-                               f"{_other_target_hint(p, the_plan.target)}")
-        if the_plan.narrowed_by:
-            targets = tuple(the_plan.narrowed_by.get("targets", ()))
-            excludes = tuple(the_plan.narrowed_by.get("excludes", ()))
-        options = _plan_options(p, target, targets, excludes, desired.empty)
+        options = _plan_options(p, target, (), (), desired.empty)  # apply narrows as the saved plan was
     else:
         options = _plan_options(p, target, targets, excludes, desired.empty)
         # nobody reads the counts of a plan that is approved in advance, data loss included
@@ -668,7 +658,7 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
     outcome: list[str] = []
     try:
         code = _apply_checked(g, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
-                              preflight, deadline, outcome)
+                              preflight, deadline, outcome, planfile)
     except CommandError as exc:
         outcome.append(_md("Apply failed: {}", str(exc)))
         raise
@@ -681,16 +671,26 @@ def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rat
 
 
 def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
-                   options: PlanOptions,
-                   allow_data_loss: bool, saved: bool, auto_approve: bool, preflight: bool, deadline: Deadline | None,
-                   outcome: list[str]) -> int:
+                   options: PlanOptions, allow_data_loss: bool, saved: bool, auto_approve: bool, preflight: bool,
+                   deadline: Deadline | None, outcome: list[str], planfile: Path | None) -> int:
     """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary
     (markdown: our own words, and any text from the API escaped by :func:`_md`)."""
-    from reconciler.applier import gate_reasons
+    from reconciler.applier import ApplyRefused, WrongTarget, approve
+    from reconciler.client import normalize_base_url
 
-    reasons = gate_reasons(the_plan, allow_data_loss=allow_data_loss)
-    if reasons:
-        _refused(reasons, outcome)
+    try:
+        approved = approve(the_plan, allow_data_loss=allow_data_loss,
+                           saved_for=normalize_base_url(target.url, allow_http=True) if saved else None)
+    except WrongTarget as exc:
+        from reconciler.config import SANDBOX_URL
+
+        def host(u: str | None) -> str:
+            return "the local sandbox" if u in (SANDBOX_URL, f"{SANDBOX_URL}/api/3") else str(u).removesuffix("/api/3")
+
+        raise CommandError(f"{planfile} was made for {host(exc.planned)}, not for {host(exc.actual)}: "
+                           f"{_other_target_hint(p, exc.planned)}") from None
+    except ApplyRefused as exc:
+        _refused(exc.reasons, outcome)
         return EXIT_REFUSED
     if not the_plan.has_changes:
         if saved:
@@ -705,8 +705,7 @@ def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desir
             click.echo("Apply cancelled.")
             outcome.append("Apply cancelled.")
             return EXIT_ERROR
-    return _run(_apply(g, p, target, the_plan, desired, options, allow_data_loss, saved, preflight, deadline,
-                       outcome))
+    return _run(_apply(g, p, target, approved, desired, options, saved, preflight, deadline, outcome))
 
 
 def _md(template: str, *values: str) -> str:
@@ -760,12 +759,11 @@ def _interrupts(control: Any) -> Iterator[None]:
             signal.signal(signal.SIGTERM, _sigterm)  # the rest of the command stops as on Ctrl-C
 
 
-async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
-                 options: PlanOptions, allow_data_loss: bool, saved: bool, preflight: bool,
-                 deadline: Deadline | None, outcome: list[str]) -> int:
+async def _apply(g: Globals, p: Project, target: Target, approved: Approved, desired: LoadedSchemas,
+                 options: PlanOptions, saved: bool, preflight: bool, deadline: Deadline | None,
+                 outcome: list[str]) -> int:
     from reconciler.applier import (
         ApplyControl,
-        ApplyRefused,
         PreflightFailed,
         PreflightIncomplete,
         StalePlan,
@@ -779,7 +777,7 @@ async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired
     def progress(r: StepResult) -> None:
         mark = {"done": "done", "failed": "FAILED"}.get(r.status, r.status)
         for change in r.step.changes:
-            click.echo(_inert(f"{r.step.slug}: {change.action} {change.describe()} … {mark} {r.elapsed:.2f}s"))
+            click.echo(_inert(f"{r.step.slug}: {change.action} {change.describe} … {mark} {r.elapsed:.2f}s"))
         if r.error:
             click.echo(_inert(f"    {r.error}"))
 
@@ -787,12 +785,9 @@ async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired
         with apply_lock(target.url, target.db_path), _interrupts(control):
             async with _client(target, deadline) as client:
                 result = await apply_plan(
-                    the_plan, client, desired=desired.schemas, options=options, allow_data_loss=allow_data_loss,
-                    saved=saved, on_step=progress, control=control, preflight=preflight,
+                    approved, client, desired=desired.schemas, options=options, saved=saved, on_step=progress,
+                    control=control, preflight=preflight,
                 )
-    except ApplyRefused as exc:
-        _refused(exc.reasons, outcome)
-        return EXIT_REFUSED
     except (StalePlan, PreflightFailed) as exc:
         raise CommandError(f"{exc}. Nothing was changed.") from None
     except PreflightIncomplete as exc:
@@ -817,7 +812,7 @@ async def _apply(g: Globals, p: Project, target: Target, the_plan: Plan, desired
         for r in result.results:
             for change in r.step.changes:
                 detail = f": {r.error}" if r.error else ""
-                click.echo(_inert(f"  {r.status:<11} {r.step.slug}: {change.describe()}{detail}"))
+                click.echo(_inert(f"  {r.status:<11} {r.step.slug}: {change.describe}{detail}"))
         click.echo(f"Resources: {counts}. Run `reconciler plan` to see what is left; `apply` again converges.")
         outcome.append(f"Apply stopped: {counts}. Run apply again to converge.")
         return EXIT_ERROR
@@ -887,8 +882,8 @@ def drift(g: Globals, envs: tuple[str, ...], all_envs: bool, url: str | None, sa
 
 @cli.command("json-schema")
 @_global_options
-@click.option("--kind", type=click.Choice(["schema", "config"]), default="schema", show_default=True,
-              help="schema: for schemas/*.yaml; config: for reconciler.yaml.")
+@click.option("--kind", type=click.Choice(["schema", "config", "plan"]), default="schema", show_default=True,
+              help="schema: for schemas/*.yaml; config: for reconciler.yaml; plan: for plan files (--out).")
 @click.option("--write", is_flag=True,
               help="Write both to json-schema/ next to reconciler.yaml (the copies the files' modeline points at).")
 @click.pass_obj

@@ -29,16 +29,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
-import gc
 import ipaddress
 import logging
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -980,19 +978,14 @@ class Client:
         the plan (and fail at apply: "slug must be unique"); a repeated one, as a conflict.
 
         250 schemas cost exactly 3 requests: one, then the other two concurrently. Each page is
-        parsed (validated into :class:`Schema` objects) as it arrives, see :meth:`_list_all`. The
-        cyclic GC is paused meanwhile (as :func:`reconciler.planner.plan` does): decoding and
-        validating pages allocates hundreds of thousands of objects that all stay alive, and the
-        collections they set off, each walking every object of the process, took as long as the
-        parsing itself (bench/NOTES.md). It is switched back on (if it was on) however this ends.
+        parsed (validated into :class:`Schema` objects) as it arrives, see :meth:`_list_all`.
         """
         problem = ""
         for read in range(1, LIST_READS + 1):
             try:
-                with _gc_paused():
-                    listing = await self._list_all(
-                        _SCHEMAS, "schemas", {"showFields": "all", **SCHEMA_ORDER},
-                        convert=lambda d: self._read_schema(d, "GET", _SCHEMAS))
+                listing = await self._list_all(
+                    _SCHEMAS, "schemas", {"showFields": "all", **SCHEMA_ORDER},
+                    convert=lambda d: self._read_schema(d, "GET", _SCHEMAS))
             except _PagesRepeat as exc:
                 problem = exc.reason or "a page repeated items already read"
             else:
@@ -1067,18 +1060,6 @@ class Client:
         if response.status_code == 404:  # gone on a retry: our first attempt did it
             return await self.get_schema(schema_id)
         return self._schema_from(self._json(response, "DELETE", path), "DELETE", path, response.status_code)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic GC off meanwhile (back on, if it was, however the block ends)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _first_problem(exc: Exception) -> str:

@@ -33,23 +33,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, assert_never
 
+from reconciler.codes import Code
 from reconciler.gitinfo import FileHistory
 from reconciler.model import Schema
 from reconciler.plan import (
+    DRIFT_FORMAT,
     AddField,
     AddRelationship,
     Change,
     CreateSchema,
     DeleteField,
     DeleteSchema,
+    NoteKind,
     Plan,
     PlanError,
     UpdateField,
     UpdateRelationship,
     UpdateSchema,
 )
+from reconciler.props import Prop
 
 if TYPE_CHECKING:
     from reconciler.planner import PlanOptions
@@ -64,8 +68,6 @@ __all__ = [
     "ignored_by",
 ]
 
-#: The ``format`` key of the JSON report (deliberately not a plan file's ``format_version``).
-DRIFT_FORMAT = "reconciler-drift/v1"
 
 Severity = Literal["drift", "info"]
 #: The side a difference comes from, when there is evidence.
@@ -333,55 +335,56 @@ class _Builder:
     # -- changes ---------------------------------------------------------------------------------
 
     def change(self, c: Change) -> None:
-        if isinstance(c, CreateSchema):
-            self.add(c.slug, "schema-missing", "-",
-                     f"schema {c.slug} is not in the account (the files declare it)")
-        elif isinstance(c, DeleteSchema):
-            # no file, so no evidence of which side changed
-            self.add(c.slug, "schema-added", "+",
-                     f"schema {c.slug} is in the account but not in the files (prune would delete it)",
-                     schema_id=c.schema_id)
-        elif isinstance(c, UpdateSchema):
-            for prop in c.changed:
-                account, files = c.values(prop)
-                if prop == "slug" and c.renamed_from:
-                    # the files say so themselves (renamed_from)
-                    self.add(c.slug, "schema-renamed", "~",
-                             f"schema {c.slug} is still called {c.renamed_from} in the account "
-                             "(the files rename it)", schema_id=c.schema_id, prop=prop,
-                             files=files, account=account, changed_in="files")
-                    continue
-                self.differs(c.slug, "schema-changed", f"schema {c.slug}", prop, account, files,
-                             schema_id=c.schema_id)
-        elif isinstance(c, AddField):
-            self.only_in_files(c.slug, "field-missing", f"field {c.subject}", schema_id=c.schema_id,
-                               subject_id=c.field_id)
-        elif isinstance(c, DeleteField):
-            self.only_in_account(c.slug, "field-added", f"field {c.subject}", schema_id=c.schema_id,
-                                 subject_id=c.field_id)
-        elif isinstance(c, UpdateField):
-            for prop in c.changed:
-                if prop == "options":
-                    many = len(c.added_options) > 1
-                    self.only_in_files(c.slug, "options-missing",
-                                       f"field {c.subject}: option{'s' if many else ''} {_values(c.added_options)}",
-                                       schema_id=c.schema_id, many=many, subject_id=c.field_id, prop="options",
-                                       files=list(c.added_options), account=None)
-                    continue
-                account, files = c.values(prop)
-                self.differs(c.slug, "field-changed", f"field {c.subject}", prop, account, files,
-                             schema_id=c.schema_id, subject_id=c.field_id)
-        elif isinstance(c, AddRelationship):
-            self.only_in_files(c.slug, "relationship-missing", f"relationship {c.subject}",
-                               schema_id=c.schema_id, subject_id=c.relationship_id)
-        elif isinstance(c, UpdateRelationship):
-            for prop in c.changed:
-                account, files = c.values(prop)
-                self.differs(c.slug, "relationship-changed", f"relationship {c.subject}", prop, account, files,
-                             schema_id=c.schema_id, subject_id=c.relationship_id)
-        else:  # pragma: no cover - a change kind added later
-            self.add(c.slug, "other", "~", f"{c.describe()} (the account differs from the files)",
-                     schema_id=c.schema_id, subject_id=c.subject_id)
+        """The drift that a change of the plan stands for: one ``case`` per change kind."""
+        match c:
+            case CreateSchema():
+                self.add(c.slug, "schema-missing", "-",
+                         f"schema {c.slug} is not in the account (the files declare it)")
+            case DeleteSchema():
+                # no file, so no evidence of which side changed
+                self.add(c.slug, "schema-added", "+",
+                         f"schema {c.slug} is in the account but not in the files (prune would delete it)",
+                         schema_id=c.schema_id)
+            case UpdateSchema():
+                for prop in c.changed:
+                    account, files = c.values(prop)
+                    if prop is Prop.SLUG and c.renamed_from:
+                        # the files say so themselves (renamed_from)
+                        self.add(c.slug, "schema-renamed", "~",
+                                 f"schema {c.slug} is still called {c.renamed_from} in the account "
+                                 "(the files rename it)", schema_id=c.schema_id, prop=prop,
+                                 files=files, account=account, changed_in="files")
+                        continue
+                    self.differs(c.slug, "schema-changed", f"schema {c.slug}", prop, account, files,
+                                 schema_id=c.schema_id)
+            case AddField():
+                self.only_in_files(c.slug, "field-missing", f"field {c.subject}", schema_id=c.schema_id,
+                                   subject_id=c.field_id)
+            case DeleteField():
+                self.only_in_account(c.slug, "field-added", f"field {c.subject}", schema_id=c.schema_id,
+                                     subject_id=c.field_id)
+            case UpdateField():
+                for prop in c.changed:
+                    if prop is Prop.OPTIONS:
+                        many = len(c.added_options) > 1
+                        self.only_in_files(c.slug, "options-missing",
+                                           f"field {c.subject}: option{'s' if many else ''} {_values(c.added_options)}",
+                                           schema_id=c.schema_id, many=many, subject_id=c.field_id, prop="options",
+                                           files=list(c.added_options), account=None)
+                        continue
+                    account, files = c.values(prop)
+                    self.differs(c.slug, "field-changed", f"field {c.subject}", prop, account, files,
+                                 schema_id=c.schema_id, subject_id=c.field_id)
+            case AddRelationship():
+                self.only_in_files(c.slug, "relationship-missing", f"relationship {c.subject}",
+                                   schema_id=c.schema_id, subject_id=c.relationship_id)
+            case UpdateRelationship():
+                for prop in c.changed:
+                    account, files = c.values(prop)
+                    self.differs(c.slug, "relationship-changed", f"relationship {c.subject}", prop, account, files,
+                                 schema_id=c.schema_id, subject_id=c.relationship_id)
+            case _:
+                assert_never(c)
 
     # -- what the plan can only refuse -----------------------------------------------------------
 
@@ -402,37 +405,38 @@ class _Builder:
     def error(self, e: PlanError) -> None:
         slug, sid = e.slug, e.subject_id
         subj = e.subject
-        if e.code == "NA304":
-            lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
-            extra = [v for v in (lf.option_values if lf else ()) if df is None or v not in df.option_values]
-            self.only_in_account(slug, "options-added",
-                                 f"field {subj}: option{'s' if len(extra) != 1 else ''} {_values(extra)}",
-                                 many=len(extra) != 1, removed="the API cannot remove options",
-                                 subject_id=sid, prop="options", account=extra, files=None)
-        elif e.code == "NA302":
-            side = self.side(slug)
-            if side == "account":
-                message = f"field {subj} was deleted in the account (marked for deletion; the files still declare it)"
-            elif side == "files":
-                message = (f"field {subj} was added in the files (not applied yet) with the id of a field "
-                           "deleted in the account")
-            else:
-                message = f"field {subj} is marked for deletion in the account; the files declare it"
-            self.add(slug, "field-deleted", "-", message, subject_id=sid, changed_in=side)
-        elif e.code == "NA307":
-            self.only_in_account(slug, "field-added", f"field {subj}", subject_id=sid)
-        elif e.code == "NA309":
-            self.only_in_account(slug, "relationship-added", f"relationship {subj}", subject_id=sid)
-        elif e.code == "NA301":
-            lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
-            self.differs(slug, "field-changed", f"field {subj}", "type", lf.type.value if lf else None,
-                         df.type.value if df else None, subject_id=sid)
-        elif e.code == "NA308":
-            lr, dr = self._relationships(slug, sid)
-            self.differs(slug, "relationship-changed", f"relationship {subj}", "namespace",
-                         lr.namespace if lr else None, dr.namespace if dr else None, subject_id=sid)
-        else:  # NA303 / NA305 / NA306: the files ask for something the account cannot hold
-            self.add(slug, "conflict", "!", f"{e.code} {e.message}", subject_id=sid)
+        match e.code:
+            case Code.NA304:
+                lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
+                extra = [v for v in (lf.option_values if lf else ()) if df is None or v not in df.option_values]
+                self.only_in_account(slug, "options-added",
+                                     f"field {subj}: option{'s' if len(extra) != 1 else ''} {_values(extra)}",
+                                     many=len(extra) != 1, removed="the API cannot remove options",
+                                     subject_id=sid, prop="options", account=extra, files=None)
+            case Code.NA302:
+                side = self.side(slug)
+                if side == "account":
+                    message = f"field {subj} was deleted in the account (marked for deletion; the files still declare it)"
+                elif side == "files":
+                    message = (f"field {subj} was added in the files (not applied yet) with the id of a field "
+                               "deleted in the account")
+                else:
+                    message = f"field {subj} is marked for deletion in the account; the files declare it"
+                self.add(slug, "field-deleted", "-", message, subject_id=sid, changed_in=side)
+            case Code.NA307:
+                self.only_in_account(slug, "field-added", f"field {subj}", subject_id=sid)
+            case Code.NA309:
+                self.only_in_account(slug, "relationship-added", f"relationship {subj}", subject_id=sid)
+            case Code.NA301:
+                lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
+                self.differs(slug, "field-changed", f"field {subj}", "type", lf.type.value if lf else None,
+                             df.type.value if df else None, subject_id=sid)
+            case Code.NA308:
+                lr, dr = self._relationships(slug, sid)
+                self.differs(slug, "relationship-changed", f"relationship {subj}", "namespace",
+                             lr.namespace if lr else None, dr.namespace if dr else None, subject_id=sid)
+            case Code.NA303 | Code.NA305 | Code.NA306:  # the files ask for what the account cannot hold
+                self.add(slug, "conflict", "!", f"{e.code} {e.message}", subject_id=sid)
 
 
 def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], options: PlanOptions | None = None,
@@ -454,13 +458,13 @@ def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], opt
     for e in the_plan.errors:
         b.error(e)
     for n in the_plan.notes:
-        if n.kind == "unmanaged":
+        if n.kind is NoteKind.UNMANAGED:
             b.add(n.slug, "schema-unmanaged", "i",
                   f"schema {n.slug} is in the account but not in the files (unmanaged; prune is off)",
                   severity="info")
-        elif n.kind in ("rename", "opaque", "required"):
+        elif n.kind in (NoteKind.RENAME, NoteKind.OPAQUE, NoteKind.REQUIRED):
             b.add(n.slug, "note", "i", n.message, severity="info")
-        elif n.kind == "opaque-declared":  # the files declare what the account holds in another form
+        elif n.kind is NoteKind.OPAQUE_DECLARED:  # the files declare what the account holds in another form
             b.add(n.slug, "conflict", "!", n.message, severity="info")
         # "reorder" notes are not drift: the API cannot reorder, the planner ignores order
     patterns = tuple(ignore)

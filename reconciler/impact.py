@@ -18,7 +18,7 @@ import asyncio
 
 from reconciler.client import Client
 from reconciler.errors import ApiError, AuthenticationFailed, TransportFailure
-from reconciler.plan import Impact, ImpactQuery, Note, Plan
+from reconciler.plan import Impact, ImpactQuery, Note, NoteKind, Plan
 
 __all__ = ["count_impacts", "count_requests", "not_counted"]
 
@@ -60,8 +60,8 @@ def not_counted(plan: Plan, why: str) -> Plan:
     n = count_requests(plan)
     if not n:
         return plan
-    return plan.with_notes([Note("", "impact", f"records not counted: {why} ({n:,} request{'s' if n != 1 else ''} "
-                                               "saved); `reconciler plan` counts them")])
+    return plan.with_notes([Note(slug="", kind=NoteKind.IMPACT, message=(
+        f"records not counted: {why} ({n:,} request{'s' if n != 1 else ''} saved); `reconciler plan` counts them"))])
 
 
 async def count_impacts(plan: Plan, client: Client) -> Plan:
@@ -89,6 +89,7 @@ async def count_impacts(plan: Plan, client: Client) -> Plan:
         return counted
     slugs = {c.schema_id: c.slug for c in plan.changes if c.schema_id is not None}
     return counted.with_notes(
-        Note(slugs[sid], "impact", f"schema {slugs[sid]}: records not counted (impact unknown): the account "
-                                   f"refused the API token for {what}, which only admin users may do")
+        Note(slug=slugs[sid], kind=NoteKind.IMPACT,
+             message=f"schema {slugs[sid]}: records not counted (impact unknown): the account refused the API "
+                     f"token for {what}, which only admin users may do")
         for sid, what in sorted(refused.items(), key=lambda item: slugs[item[0]]))

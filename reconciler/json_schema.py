@@ -1,4 +1,5 @@
-"""JSON Schemas for editors: one for schema files, one for ``reconciler.yaml``.
+"""JSON Schemas for editors, one for schema files and one for ``reconciler.yaml``; and one of the
+plan file, for CI tools that read plans (``--kind plan``: the plan model's own, as it writes it).
 
 The schema files' comes from the file format's model, :class:`reconciler.fileformat.SchemaFile`:
 its keys, types and required keys, one variant a field type (``options`` only on dropdown and
@@ -51,7 +52,8 @@ def _walk_defs(schema: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def json_schema(kind: str = "schema") -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) for schema files (``schema``) or ``reconciler.yaml`` (``config``)."""
+    """The JSON Schema (draft 2020-12) for schema files (``schema``), ``reconciler.yaml`` (``config``)
+    or plan files (``plan``)."""
     if kind == "schema":
         out = SchemaFile.model_json_schema()
         out["title"] = "reconciler schema file"
@@ -68,8 +70,15 @@ def json_schema(kind: str = "schema") -> dict[str, Any]:
         env["properties"]["token_env"]["description"] = "The environment variable holding the API token."
         out["properties"]["ignore"]["description"] = (
             "Drift to leave alone: globs on slug.field.property, e.g. '*.description'.")
+    elif kind == "plan":
+        from reconciler.plan import Plan
+
+        out = Plan.model_json_schema(mode="serialization")
+        out["title"] = "reconciler plan file"
+        out["description"] = "A saved plan (reconciler plan --out, or --format json): format_version 1."
+        out["required"] = [k for k in out.get("required", []) if k != "estimate"]  # written only when stated
     else:
-        raise ValueError(f"unknown kind {kind!r}: use schema or config")
+        raise ValueError(f"unknown kind {kind!r}: use schema, config or plan")
     return {"$schema": DRAFT, **out}
 
 

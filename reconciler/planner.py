@@ -3,14 +3,15 @@
 Matching (DESIGN §1): schemas by ``slug`` (a desired ``renamed_from: old`` matches the live ``old``
 when the new slug is not live), fields and relationships by ``id``, options by ``value``.
 
-Property-level differences come from the models' ``comparable()`` views (a direct walk over their
-dicts, with deepdiff's names; deepdiff itself only where a list differs, see :func:`_changed`), which
-already drop what must never cause a perpetual diff: live-only data (server ids, timestamps,
-option UUIDs, ``inherited``), file-only flags, label white space and missing-vs-empty descriptions
-(both normalised by the model), field and option order (the views are keyed/sorted; a different
-order is reported as a note because the API cannot reorder), and fields marked for deletion (not
-in ``active_fields``). ``scale`` and ``defaultCurrency`` left out of a file mean "not managed":
-the API merges updates and has no way to unset them, so a live value is not a difference.
+Differences are found property by property (:func:`reconciler.props.differing`, over each change
+kind's :attr:`~reconciler.changes.ChangeBase.compares`), on the models, which already drop what must
+never cause a perpetual diff: live-only data (server ids, timestamps, option UUIDs, ``inherited``)
+and file-only flags are not compared, label white space and missing-vs-empty descriptions are
+normalised by the model, field and option order is not compared (a different order is reported as
+a note because the API cannot reorder), and fields marked for deletion are not in
+``active_fields``. Options are compared as sets of values: additions are a change, removals an
+error (NA304). ``scale`` and ``defaultCurrency`` left out of a file mean "not managed": the API
+merges updates and has no way to unset them, so a live value is not a difference.
 
 Two things are never planned: a live field of a type the model does not know
 (:class:`~reconciler.model.OpaqueField`: noted, left alone, and a file that declares its id is warned
@@ -19,34 +20,37 @@ about), and, with ``PlanOptions.required_managed`` off, ``required`` (noted per 
 
 from __future__ import annotations
 
-import functools
-import gc
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
 
+from reconciler.codes import Code
 from reconciler.errors import ReconcilerError
-from reconciler.model import _OPTION_TYPES, Field, OpaqueField, Relationship, Schema, _option_value, norm_id
+from reconciler.model import Field, OpaqueField, Relationship, Schema, norm_id
 from reconciler.plan import (
     KIND_ORDER,
     AddField,
     AddRelationship,
     Change,
     CreateSchema,
-    Deferred,
     DeleteField,
     DeleteSchema,
     Finding,
-    LiveFingerprints,
+    Narrowing,
     Note,
+    NoteKind,
+    Noun,
     Plan,
     PlanError,
+    Unchanged,
     UpdateField,
     UpdateRelationship,
     UpdateSchema,
     desired_digest,
+    fingerprint,
 )
+from reconciler.props import Prop, differing, ordered
+from reconciler.risks import risks
 
 __all__ = ["PlanOptions", "RefusingEmptyDesired", "plan"]
 
@@ -81,97 +85,6 @@ class RefusingEmptyDesired(ReconcilerError):
     """``prune`` with no schema files would delete every schema in the account: refused."""
 
 
-#: The order in which changed property names are listed.
-_PROP_ORDER = ("slug", "labels.singular", "labels.plural", "description", "required", "scale",
-               "defaultCurrency", "options", "namespace", "hasMany")
-
-
-_PROP_RANK = {p: i for i, p in enumerate(_PROP_ORDER)}
-
-
-def _sorted_props(props: Iterable[str]) -> tuple[str, ...]:
-    unique = set(props)
-    if not unique:
-        return ()
-    return tuple(sorted(unique, key=lambda p: (_PROP_RANK.get(p, len(_PROP_RANK)), p)))
-
-
-class _NeedsDeepDiff(Exception):
-    """Raised by :func:`_walk` for what only deepdiff decides exactly (lists, differing key sets)."""
-
-
-def _walk(before: Any, after: Any, path: tuple[str, ...], names: set[str]) -> None:
-    """Add to ``names`` the first two levels of every path where ``before`` and ``after`` differ.
-
-    Exactly what deepdiff reports for dicts with the same keys and scalars (a type change such as
-    ``1`` vs ``1.0``, a value change); raises :class:`_NeedsDeepDiff` for the rest (differing key
-    sets, differing lists: deepdiff compares those ignoring order and reports item positions).
-    """
-    if type(before) is not type(after):
-        names.add(".".join(path[:2]))
-        return
-    if type(before) is dict:
-        if before.keys() != after.keys():
-            # deepdiff reports a dict with few keys in common as changed as a whole
-            # (threshold_to_diff_deeper); the models' views always have the same keys
-            raise _NeedsDeepDiff
-        for key, b in before.items():
-            a = after[key]
-            if type(b) is type(a) and type(b) in _SCALARS:  # the common case, inline
-                if b != a:
-                    names.add(".".join((*path, str(key))[:2]))
-                continue
-            _walk(b, a, (*path, str(key)), names)
-        return
-    if isinstance(before, (list, tuple)) and before == after:
-        if any(type(x) is not type(y) for x, y in zip(before, after, strict=True)):
-            raise _NeedsDeepDiff  # [1] == [1.0]: deepdiff's call
-        return
-    if before == after:
-        return
-    if isinstance(before, (list, tuple, set, frozenset)):
-        raise _NeedsDeepDiff
-    names.add(".".join(path[:2]))
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _changed(before: Mapping[str, Any], after: Mapping[str, Any], exclude: Iterable[str] = ()) -> tuple[str, ...]:
-    """Names of the properties that differ (``labels.singular``, ``description`` …).
-
-    The same names deepdiff (``ignore_order=True``) gives, found by a direct walk over the views
-    (small dicts of scalars, with the same keys on both sides); deepdiff itself is used for what
-    the walk leaves to it (lists that differ, key sets that differ). Planning 1,000 schemas x 50
-    fields called deepdiff 50,000 times, about 1 ms each (bench/RESULTS.md).
-    """
-    exclude = tuple(exclude)
-    if before.keys() != after.keys():
-        return _deepdiff_changed(before, after, exclude)
-    skip = set(exclude)
-    b = {k: v for k, v in before.items() if k not in skip}
-    a = {k: v for k, v in after.items() if k not in skip}
-    names: set[str] = set()
-    try:
-        _walk(b, a, (), names)
-    except _NeedsDeepDiff:
-        return _deepdiff_changed(before, after, exclude)
-    return _sorted_props(names)
-
-
-def _deepdiff_changed(before: Mapping[str, Any], after: Mapping[str, Any], exclude: tuple[str, ...]) -> tuple[str, ...]:
-    from deepdiff import DeepDiff  # heavy: loaded only when the direct walk cannot decide
-
-    diff = DeepDiff(dict(before), dict(after), ignore_order=True, view="tree",
-                    exclude_paths=[f"root['{k}']" for k in exclude])
-    names: set[str] = set()
-    for items in diff.values():
-        for item in items:
-            path = item.path(output_format="list")
-            names.add(".".join(str(p) for p in path[:2]))
-    return _sorted_props(names)
-
-
 def _in_scope(slug: str, options: PlanOptions) -> bool:
     if options.targets and not any(fnmatchcase(slug, t) for t in options.targets):
         return False
@@ -190,33 +103,6 @@ def _relative_order_differs(desired: Iterable[str], live: Iterable[str]) -> bool
     return [x for x in d if x in keep] != live_common
 
 
-def _same_field(df: Field, lf: Field) -> bool:
-    """True when :meth:`_Planner.field` would find nothing to report for two fields of the same type.
-
-    A cheap first test on the models' attributes (most fields do not differ): equal labels,
-    description, ``required``, ``scale`` and ``defaultCurrency`` (the last two only when the file
-    sets them, the planner's rule) and the same option values in the same order. Values compare
-    with their types where the views would (``required`` by identity: ``True`` is not ``1``;
-    ``scale`` by type too: ``1`` is not ``1.0``), so "same" here means the compared views are
-    equal; anything else, even a false alarm, goes the full way (views, :func:`_changed`).
-    """
-    dl, ll = df.labels, lf.labels
-    if dl is not ll and (dl.singular != ll.singular or dl.plural != ll.plural):
-        return False
-    if df.description != lf.description or df.required is not lf.required or type(df.required) is not bool:
-        return False
-    scale = df.scale
-    if scale is not None and (scale != lf.scale or type(scale) is not type(lf.scale)):
-        return False
-    currency = df.default_currency
-    if currency is not None and currency != lf.default_currency:
-        return False
-    if df.type._value_ in _OPTION_TYPES:  # not ``.has_options``: a property, 50,000 calls
-        do, lo = df.options, lf.options
-        return do is lo or list(map(_option_value, do or ())) == list(map(_option_value, lo or ()))
-    return True
-
-
 def _quote_list(values: Iterable[str]) -> str:
     return ", ".join(f'"{v}"' for v in values)
 
@@ -227,20 +113,25 @@ class _Planner:
         self.changes: list[Change] = []
         self.errors: list[PlanError] = []
         self.notes: list[Note] = []
-        self.unchanged: dict[str, dict[str, int]] = {}
+        self.unchanged: dict[str, Unchanged] = {}
+        #: what a field compares; without ``required`` where it is not managed
+        self.field_props = tuple(p for p in UpdateField.compares
+                                 if p is not Prop.OPTIONS and (options.required_managed or p is not Prop.REQUIRED))
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def finding(self, code: str, message: str, subject: str, *acks: Iterable[str]) -> Finding:
-        acknowledged = not code.startswith("NA") and any(code in a for a in acks)
-        return Finding(code=code, message=message, subject=subject, acknowledged=acknowledged)
+    def add(self, change: Change, acks: Collection[str] = ()) -> None:
+        """A change, with the findings of its kind (:func:`reconciler.risks.risks`)."""
+        findings = risks(change, acks, required_managed=self.o.required_managed)
+        self.changes.append(change.model_copy(update={"findings": findings}) if findings else change)
 
-    def error(self, slug: str, noun: str, subject_id: str | None, code: str, message: str) -> None:
+    def error(self, slug: str, noun: Noun, subject_id: str | None, code: Code, message: str) -> None:
         subject = slug if subject_id is None else f"{slug}.{subject_id}"
-        self.errors.append(PlanError(slug, noun, subject_id, Finding(code=code, message=message, subject=subject)))
+        self.errors.append(PlanError(slug=slug, noun=noun, subject_id=subject_id,
+                                     finding=Finding(code=code, message=message, subject=subject)))
 
-    def note(self, slug: str, kind: str, message: str) -> None:
-        self.notes.append(Note(slug, kind, message))
+    def note(self, slug: str, kind: NoteKind, message: str) -> None:
+        self.notes.append(Note(slug=slug, kind=kind, message=message))
 
     def opaque_notes(self, live: Schema, declared: Mapping[str, Field]) -> None:
         """One note per field of a type the model does not know: it is left alone. ``declared``: the
@@ -249,11 +140,11 @@ class _Planner:
             subj = f"{live.slug}.{f.id}"
             df = declared.get(norm_id(f.id))
             if df is None:
-                self.note(live.slug, "opaque", f'field "{subj}" ({f.type}): a type reconciler does not manage; '
+                self.note(live.slug, NoteKind.OPAQUE, f'field "{subj}" ({f.type}): a type reconciler does not manage; '
                                                "left alone")
             else:
                 named = "" if df.id == f.id else f' (as "{df.id}": - and _ count as the same)'
-                self.note(live.slug, "opaque-declared",
+                self.note(live.slug, NoteKind.OPAQUE_DECLARED,
                           f'field "{subj}" is declared in the files as {df.type.value}{named}, but the account\'s '
                           f"field is {f.type}, a type reconciler does not manage; left alone, nothing planned for "
                           "it (remove it from the file)")
@@ -272,33 +163,25 @@ class _Planner:
     # -- schemas ---------------------------------------------------------------------------------
 
     def create(self, d: Schema) -> None:
-        self.changes.append(CreateSchema(slug=d.slug, after=d))
+        self.add(CreateSchema(slug=d.slug, after=d))
         for r in d.relationships:
             if r.has_many:
-                self.error(d.slug, "relationship", r.id, "NA305",
+                self.error(d.slug, Noun.RELATIONSHIP, r.id, Code.NA305,
                            f"relationship {d.slug}.{r.id}: hasMany: true is refused by the API")
 
     def delete(self, live: Schema) -> None:
         slug = live.slug
         reason = self.protection([slug], None, None)
-        self.changes.append(DeleteSchema(
-            slug=slug, schema_id=live.id, before=live,
-            findings=(Finding("DL101", f"delete schema {slug}", slug),),
-            blocked=reason is not None, blocked_reason=reason,
-        ))
+        self.add(DeleteSchema(slug=slug, schema_id=live.id, before=live, blocked=reason is not None,
+                              blocked_reason=reason))
 
     def update(self, d: Schema, live: Schema, renamed_from: str | None) -> None:
         slug, sid = d.slug, live.id
         n_changes, n_errors = len(self.changes), len(self.errors)
-        changed = _changed(live.comparable_own(), d.comparable_own())
+        changed = differing(UpdateSchema.compares, live, d)
         if changed:
-            findings: tuple[Finding, ...] = ()
-            if "slug" in changed:
-                findings = (self.finding(
-                    "BC202", f'rename schema {live.slug} to {slug}: integrations using the slug "{live.slug}" break',
-                    slug, d.acknowledge),)
-            self.changes.append(UpdateSchema(slug=slug, schema_id=sid, before=live, after=d, changed=changed,
-                                             findings=findings, renamed_from=renamed_from))
+            self.add(UpdateSchema(slug=slug, schema_id=sid, before=live, after=d, changed=tuple(changed),
+                                  renamed_from=renamed_from), d.acknowledge)
         self.fields(d, live)
         self.relationships(d, live)
         # what this call added (every change and error of this slug is made here): not a scan of
@@ -306,10 +189,10 @@ class _Planner:
         touched = {(c.noun, c.subject_id) for c in self.changes[n_changes:] if c.slug == slug}
         touched |= {(e.noun, e.subject_id) for e in self.errors[n_errors:] if e.slug == slug}
         if touched:
-            self.unchanged[slug] = {
-                "fields": sum(("field", f.id) not in touched for f in d.fields),
-                "relationships": sum(("relationship", r.id) not in touched for r in d.relationships),
-            }
+            self.unchanged[slug] = Unchanged(
+                fields=sum((Noun.FIELD, f.id) not in touched for f in d.fields),
+                relationships=sum((Noun.RELATIONSHIP, r.id) not in touched for r in d.relationships),
+            )
 
     # -- fields ----------------------------------------------------------------------------------
 
@@ -338,20 +221,13 @@ class _Planner:
                 twin = by_norm.get(norm_id(df.id))
                 if gone is not None:
                     same = "" if gone.id == df.id else f' (as "{gone.id}": - and _ count as the same)'
-                    self.error(slug, "field", df.id, "NA302",
+                    self.error(slug, Noun.FIELD, df.id, Code.NA302,
                                f"add field {subj}: the id is marked for deletion in the account{same}")
                 elif twin is not None:
-                    self.error(slug, "field", df.id, "NA303",
+                    self.error(slug, Noun.FIELD, df.id, Code.NA303,
                                f'add field {subj}: the id clashes with the existing field "{twin.id}"')
                 else:
-                    findings: tuple[Finding, ...] = ()
-                    if df.required and self.o.required_managed:
-                        findings = (self.finding("BC201", f"add required field {subj}", subj,
-                                                 d.acknowledge, df.acknowledge),)
-                    self.changes.append(AddField(slug=slug, schema_id=sid, field_id=df.id, after=df,
-                                                 findings=findings))
-                continue
-            if df.type is lf.type and _same_field(df, lf):  # most fields: nothing to report, no views built
+                    self.add(AddField(slug=slug, schema_id=sid, field_id=df.id, after=df), d.acknowledge)
                 continue
             self.field(d, live, df, lf)
 
@@ -362,71 +238,59 @@ class _Planner:
                 subj = f"{slug}.{lf.id}"
                 if live.is_child or live.is_public:
                     kind = "child" if live.is_child else "public"
-                    self.error(slug, "field", lf.id, "NA307",
+                    self.error(slug, Noun.FIELD, lf.id, Code.NA307,
                                f"delete field {subj}: fields of a {kind} schema cannot be deleted")
                     continue
                 reason = self.protection(dict.fromkeys([slug, live.slug]), lf.id, d)
-                self.changes.append(DeleteField(
-                    slug=slug, schema_id=sid, field_id=lf.id, before=lf,
-                    findings=(self.finding("DL102", f"delete field {subj}", subj, d.acknowledge),),
-                    blocked=reason is not None, blocked_reason=reason,
-                ))
+                self.add(DeleteField(slug=slug, schema_id=sid, field_id=lf.id, before=lf, blocked=reason is not None,
+                                     blocked_reason=reason), d.acknowledge)
 
         if _relative_order_differs([f.id for f in d.fields], [f.id for f in live_active]):
-            self.note(slug, "reorder", f"schema {slug}: the fields are in another order in the account; "
+            self.note(slug, NoteKind.REORDER, f"schema {slug}: the fields are in another order in the account; "
                                        "the API cannot reorder; ignored")
         if not self.o.required_managed:
             unplanned = [df.id for df in d.fields if (lf := active.get(df.id)) is not None
                          and df.type is lf.type and df.required is not lf.required]
             if unplanned:
                 why = f"; {self.o.required_reason}" if self.o.required_reason else ""
-                self.note(slug, "required",
+                self.note(slug, NoteKind.REQUIRED,
                           f"schema {slug}: required is not managed in this account (the account ignores it{why}): "
                           f"required of {', '.join(unplanned)} differs from the files and is left as it is")
 
     def field(self, d: Schema, live: Schema, df: Field, lf: Field) -> None:
-        if df.type != lf.type:
-            self.error(d.slug, "field", df.id, "NA301",
+        """Compare a desired field with the live one of the same id (most fields: nothing differs)."""
+        if df.type is not lf.type:
+            self.error(d.slug, Noun.FIELD, df.id, Code.NA301,
                        f"field {d.slug}.{df.id}: type change {lf.type.value} -> {df.type.value} is not allowed")
             return
         slug, subj = d.slug, f"{d.slug}.{df.id}"
-        view_d, view_l = df.comparable(), lf.comparable()
-        for key in ("scale", "defaultCurrency"):  # not in the file: not managed (no way to unset)
-            if view_d[key] is None:
-                view_l[key] = None
-        if not self.o.required_managed:
-            view_l["required"] = view_d["required"]
-        changed = list(_changed(view_l, view_d, exclude=("options",)))
+        changed = differing(self.field_props, lf, df)
         added: tuple[str, ...] = ()
-        if df.type.has_options:
-            live_values, want_values = lf.option_values, df.option_values
+        if df.type.has_options and (want_values := df.option_values) != (live_values := lf.option_values):
             live_set, want_set = set(live_values), set(want_values)
             added = tuple(v for v in want_values if v not in live_set)
             removed = tuple(v for v in live_values if v not in want_set)
             if removed:
                 looks = (f' (looks like a rename of "{removed[0]}" to "{added[0]}")'
                          if len(removed) == len(added) == 1 else "")
-                self.error(slug, "field", df.id, "NA304",
+                self.error(slug, Noun.FIELD, df.id, Code.NA304,
                            f"field {subj}: removing option{'s' if len(removed) > 1 else ''} "
                            f"{_quote_list(removed)} is not allowed{looks}")
             if added:
-                changed.append("options")
+                changed.append(Prop.OPTIONS)
             if _relative_order_differs(want_values, live_values):
-                self.note(slug, "reorder", f"field {subj}: the options are in another order in the account; "
-                                           "the API cannot reorder; ignored")
+                self.note(slug, NoteKind.REORDER, f"field {subj}: the options are in another order in the account; "
+                                                  "the API cannot reorder; ignored")
         if not changed:
             return
-        changed_t = _sorted_props(changed)
+        changed_t = ordered(changed)
         if lf.inherited:
-            self.error(slug, "field", df.id, "NA306",
+            self.error(slug, Noun.FIELD, df.id, Code.NA306,
                        f"field {subj} is inherited from the parent schema and cannot be changed "
                        f"({', '.join(changed_t)})")
             return
-        findings: tuple[Finding, ...] = ()
-        if df.required and not lf.required and self.o.required_managed:
-            findings = (self.finding("BC201", f"make field {subj} required", subj, d.acknowledge, df.acknowledge),)
-        self.changes.append(UpdateField(slug=slug, schema_id=live.id, field_id=df.id, before=lf, after=df,
-                                        changed=changed_t, findings=findings, added_options=added))
+        self.add(UpdateField(slug=slug, schema_id=live.id, field_id=df.id, before=lf, after=df, changed=changed_t,
+                             added_options=added), d.acknowledge)
 
     # -- relationships ---------------------------------------------------------------------------
 
@@ -437,34 +301,34 @@ class _Planner:
             subj = f"{slug}.{dr.id}"
             lr = live.relationship(dr.id)
             if dr.has_many:
-                self.error(slug, "relationship", dr.id, "NA305",
+                self.error(slug, Noun.RELATIONSHIP, dr.id, Code.NA305,
                            f"relationship {subj}: hasMany: true is refused by the API")
                 continue
             if lr is None:
-                self.changes.append(AddRelationship(slug=slug, schema_id=sid, relationship_id=dr.id, after=dr))
+                self.add(AddRelationship(slug=slug, schema_id=sid, relationship_id=dr.id, after=dr))
                 continue
             self.relationship(d, live, dr, lr)
         for lr in live.relationships:
             if lr.id not in wanted:
-                self.error(slug, "relationship", lr.id, "NA309",
+                self.error(slug, Noun.RELATIONSHIP, lr.id, Code.NA309,
                            f"delete relationship {slug}.{lr.id}: the API cannot delete relationships")
 
     def relationship(self, d: Schema, live: Schema, dr: Relationship, lr: Relationship) -> None:
         slug, subj = d.slug, f"{d.slug}.{dr.id}"
         if dr.namespace != lr.namespace:
-            self.error(slug, "relationship", dr.id, "NA308",
+            self.error(slug, Noun.RELATIONSHIP, dr.id, Code.NA308,
                        f"relationship {subj}: namespace change {lr.namespace} -> {dr.namespace} is not allowed")
             return
-        changed = _changed(lr.comparable(), dr.comparable())
+        changed = ordered(differing(UpdateRelationship.compares, lr, dr))
         if not changed:
             return
         if lr.inherited:
-            self.error(slug, "relationship", dr.id, "NA306",
+            self.error(slug, Noun.RELATIONSHIP, dr.id, Code.NA306,
                        f"relationship {subj} is inherited from the parent schema and cannot be changed "
                        f"({', '.join(changed)})")
             return
-        self.changes.append(UpdateRelationship(slug=slug, schema_id=live.id, relationship_id=dr.id,
-                                               before=lr, after=dr, changed=changed))
+        self.add(UpdateRelationship(slug=slug, schema_id=live.id, relationship_id=dr.id, before=lr, after=dr,
+                                    changed=changed))
 
 
 def plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], options: PlanOptions | None = None) -> Plan:
@@ -472,19 +336,8 @@ def plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], options: Pla
 
     Raises :class:`RefusingEmptyDesired` when ``prune`` is on and there are no desired schemas
     while the account has some (that would plan deleting everything).
-
-    The cyclic garbage collector is paused meanwhile: planning allocates hundreds of thousands of
-    short-lived dicts (the compared views) that reference counting frees, and with 100,000 models
-    alive every collection they trigger walks all of them (a third of the time at 1,000 x 50,
-    bench/RESULTS.md). It is switched back on (if it was on) however ``plan`` ends.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _plan(desired, live, options or PlanOptions())
-    finally:
-        if was_enabled:
-            gc.enable()
+    return _plan(desired, live, options or PlanOptions())
 
 
 def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOptions) -> Plan:
@@ -510,18 +363,18 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
         if old is not None:
             if current is not None:
                 if old in have:
-                    p.note(slug, "rename", f'schema {slug}: renamed_from "{old}" ignored: "{slug}" already exists '
+                    p.note(slug, NoteKind.RENAME, f'schema {slug}: renamed_from "{old}" ignored: "{slug}" already exists '
                                            f'in the account, so "{old}" is another schema')
                 else:
-                    p.note(slug, "rename", f'schema {slug}: the rename from "{old}" is done; '
+                    p.note(slug, NoteKind.RENAME, f'schema {slug}: the rename from "{old}" is done; '
                                            "renamed_from can be removed from the file")
             elif old in want:
-                p.note(slug, "rename", f'schema {slug}: renamed_from "{old}" ignored: "{old}" is still in the files')
+                p.note(slug, NoteKind.RENAME, f'schema {slug}: renamed_from "{old}" ignored: "{old}" is still in the files')
             elif old in have:
                 current, renamed_from = have[old], old
                 consumed.add(old)
             else:
-                p.note(slug, "rename", f'schema {slug}: renamed_from "{old}" is not in the account either; '
+                p.note(slug, NoteKind.RENAME, f'schema {slug}: renamed_from "{old}" is not in the account either; '
                                        f'"{slug}" will be created')
         if current is None:
             p.create(d)
@@ -536,7 +389,7 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
         if o.prune:
             p.delete(scoped_live[slug])
         else:
-            p.note(slug, "unmanaged", f"schema {slug} is in the account but not in the files: unmanaged, "
+            p.note(slug, NoteKind.UNMANAGED, f"schema {slug} is in the account but not in the files: unmanaged, "
                                       "left alone (prune would delete it)")
             if scoped_live[slug].opaque_fields:
                 p.opaque_notes(scoped_live[slug], {})
@@ -544,7 +397,7 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
     changes = sorted(p.changes, key=lambda c: (c.slug, KIND_ORDER[c.kind], c.subject_id or ""))
     errors = sorted(p.errors, key=lambda e: (e.slug, e.subject_id or "", e.code))
     notes = sorted(p.notes, key=lambda n: n.slug)  # stable: per schema, in the order found
-    narrowed = {"targets": list(o.targets), "excludes": list(o.excludes)} if (o.targets or o.excludes) else None
+    narrowed = Narrowing(targets=o.targets, excludes=o.excludes) if (o.targets or o.excludes) else None
     return Plan(
         changes=tuple(changes),
         errors=tuple(errors),
@@ -552,8 +405,7 @@ def _plan(desired: Mapping[str, Schema], live: Mapping[str, Schema], o: PlanOpti
         narrowed_by=narrowed,
         target=o.target_url,
         created_at=o.created_at,
-        # deferred: hashed when read (the plan file), of the schemas as they are now (frozen models)
-        desired_digest=Deferred(functools.partial(desired_digest, list(desired.values()))),  # type: ignore[arg-type]
-        live_fingerprints=LiveFingerprints(dict(sorted(read.items()))),
+        desired_digest=desired_digest(desired),
+        live_fingerprints={slug: fingerprint(s) for slug, s in sorted(read.items())},
         unchanged=p.unchanged,
     )

@@ -9,9 +9,11 @@ sends the field whole (:func:`field_update_to_api`), its live options with the s
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from reconciler.model import Field, FieldType, Relationship, Schema
+from reconciler.props import Prop
 
 __all__ = [
     "field_to_api",
@@ -70,11 +72,11 @@ def field_to_api(field: Field) -> dict[str, Any]:
     return out
 
 
-def field_update_to_api(desired: Field, live: Field, changed: tuple[str, ...] | frozenset[str]) -> dict[str, Any]:
+def field_update_to_api(desired: Field, live: Field, changed: Collection[Prop]) -> dict[str, Any]:
     """The field as a schema update (PUT) sends it: whole, every property set, so the body is right
     whether the API merges a field in a PUT or replaces it (undocumented, ac-api.md U1).
 
-    The properties in ``changed`` (the planner's names: ``labels.singular``, ``required`` …) come
+    The properties in ``changed`` (the planner's: ``labels.singular``, ``required`` …) come
     from the files; every other one is sent as the account holds it (so what the planner leaves
     unmanaged, such as ``scale`` not in the file, or ``required`` in an account that ignores it, is
     kept). A description the files drop is sent as ``""`` (an omitted one would be kept by a merge).
@@ -82,18 +84,18 @@ def field_update_to_api(desired: Field, live: Field, changed: tuple[str, ...] | 
     an option without its id for a new one: a duplicate, U8), then the added ones as values only.
     """
     names = set(changed)
-    labels_src = desired if any(n == "labels" or n.startswith("labels.") for n in names) else live
+    labels_src = desired if any(n.is_label for n in names) else live
     out: dict[str, Any] = {
         "id": live.id,
         "labels": {"singular": labels_src.labels.singular, "plural": labels_src.labels.plural},
         "type": live.type.value,
-        "required": desired.required if "required" in names else live.required,
+        "required": desired.required if Prop.REQUIRED in names else live.required,
     }
-    description = desired.description if "description" in names else live.description
-    if description is not None or "description" in names:
+    description = desired.description if Prop.DESCRIPTION in names else live.description
+    if description is not None or Prop.DESCRIPTION in names:
         out["description"] = description or ""
-    for key, attr in (("scale", "scale"), ("defaultCurrency", "default_currency")):
-        value = getattr(desired if key in names else live, attr)
+    for key, prop in (("scale", Prop.SCALE), ("defaultCurrency", Prop.DEFAULT_CURRENCY)):
+        value = prop.read(desired if prop in names else live)
         if value is not None:
             out[key] = value
     if live.type.has_options:

@@ -19,6 +19,7 @@ from reconciler.applier import apply_plan, estimate
 from reconciler.model import Schema
 from reconciler.plan import Estimate, Plan
 from reconciler.planner import PlanOptions
+from reconciler.render.words import estimate_line
 from reconciler.sandbox import SandboxSettings, create_app
 from tests.conftest import TOKEN, Cli
 from tests.support.apply import asgi_client, field, plan_against, schema
@@ -95,11 +96,11 @@ def test_no_estimate_for_nothing_to_do_or_a_refused_plan() -> None:
 def test_seconds_follow_the_pace_and_the_line_says_so() -> None:
     cost = Estimate(requests=301, preflight=200, rate=5.0, pace=4.5)
     assert cost.seconds == pytest.approx(301 / 4.5, abs=0.05)
-    line = cost.line()
+    line = estimate_line(cost)
     assert line is not None and line.startswith("Apply: about 301 requests, ") and " at 5 req/s." in line
     assert "With --preflight: 200 more" in line
-    assert Estimate(requests=3, preflight=0, rate=None, pace=None).line() is None  # no limiter: no seconds
-    assert Estimate.from_dict(json.loads(json.dumps(cost.to_dict()))) == cost
+    assert estimate_line(Estimate(requests=3, preflight=0, rate=None, pace=None)) is None  # no limiter: no seconds
+    assert Estimate.model_validate_json(cost.model_dump_json()) == cost
 
 
 def test_the_plan_states_its_cost_through_the_cli(cli: Cli) -> None:

@@ -18,7 +18,6 @@ from reconciler.applier import (
     ApplyResult,
     PreflightFailed,
     StepResult,
-    _update_body,
     apply_plan,
     build_stages,
 )
@@ -28,6 +27,7 @@ from reconciler.plan import AddField, Plan, UpdateField
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.sandbox import SandboxSettings, create_app
+from reconciler.stages import _update_body
 from tests.conftest import TOKEN, Cli
 from tests.support.apply import (
     NoSleep,

@@ -158,9 +158,9 @@ async def _scenario(live_docs: list[dict[str, Any]], deleted: dict[str, list[str
             event(kind)  # --hypothesis-show-statistics: how often each change kind was applied
         _plan, result = await apply_desired(c, desired, options)
         assert result.ok, [(r.step.label, r.status, r.error) for r in result.results] + [
-            c.describe() for c in (result.remaining.changes if result.remaining else ())]
+            c.describe for c in (result.remaining.changes if result.remaining else ())]
         again = await plan_against(c, desired, options)
-        assert not again.has_changes and not again.has_errors, [c.describe() for c in again.changes]
+        assert not again.has_changes and not again.has_errors, [c.describe for c in again.changes]
 
 
 @settings(max_examples=int(os.environ.get("APPLY_PROPERTY_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

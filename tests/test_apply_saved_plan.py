@@ -22,7 +22,7 @@ from reconciler.applier import PlanMismatch, StalePlan, apply_plan
 from reconciler.drift import compute_drift
 from reconciler.impact import count_impacts
 from reconciler.model import Schema
-from reconciler.plan import Change, NotAPlanFile, Note, Plan, PlanError, PlanFileError, canonical_json
+from reconciler.plan import NotAPlanFile, Plan, PlanFileError, canonical_json
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.sandbox import SandboxSettings, create_app
@@ -59,14 +59,7 @@ def redigest(data: dict[str, Any]) -> str:
     """The edited file as the library writes it, with a digest that matches: what anyone who edits
     a plan file and runs this code can make (the derived keys, ``describe`` and ``summary``, follow
     the edit)."""
-    rebuilt = Plan(
-        changes=tuple(Change.from_dict(c) for c in data["changes"]),
-        errors=tuple(PlanError.from_dict(e) for e in data["errors"]),
-        notes=tuple(Note.from_dict(n) for n in data["notes"]),
-        narrowed_by=data["narrowed_by"], target=data["target"], created_at=data["created_at"],
-        desired_digest=data["desired_digest"], live_fingerprints=dict(data["live_fingerprints"]),
-        unchanged=data["unchanged"],
-    )
+    rebuilt = Plan.model_validate(data)
     text = rebuilt.to_json()
     body = {k: v for k, v in json.loads(text).items() if k != "digest"}
     assert json.loads(text)["digest"] == hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()

@@ -16,6 +16,7 @@ from reconciler.client import Client
 from reconciler.model import Field, Labels, Option, Schema
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
+from reconciler.props import Prop
 from reconciler.sandbox import SandboxSettings
 from reconciler.sandbox.testing import RunningSandbox, running_sandbox
 from reconciler.wire import field_to_api, field_update_to_api, schema_to_api
@@ -38,7 +39,7 @@ def test_an_update_sends_the_field_whole_with_option_ids() -> None:
     live = live_field()
     want = live_field(labels=labels("Shirt Size"), options=(Option(value="S"), Option(value="XL"),
                                                             Option(value="M")), description="Shirt size")
-    body = field_update_to_api(want, live, ("labels.singular", "labels.plural", "options"))
+    body = field_update_to_api(want, live, (Prop.LABELS_SINGULAR, Prop.LABELS_PLURAL, Prop.OPTIONS))
     assert body == {"id": "size", "labels": {"singular": "Shirt Size", "plural": "Shirt Sizes"}, "type": "dropdown",
                     "required": True, "description": "Shirt size",
                     "options": [{"id": "u-m", "value": "M"}, {"id": "u-s", "value": "S"}, {"value": "XL"}]}
@@ -47,11 +48,12 @@ def test_an_update_sends_the_field_whole_with_option_ids() -> None:
 def test_what_the_planner_leaves_unmanaged_is_sent_as_the_account_holds_it() -> None:
     live = Field(id="amount", type="number", labels=labels("Amount"), scale=2, required=True, description="old")
     want = Field(id="amount", type="number", labels=labels("Total"))  # no scale: not managed
-    body = field_update_to_api(want, live, ("labels.singular", "labels.plural", "description", "required"))
+    body = field_update_to_api(want, live, (Prop.LABELS_SINGULAR, Prop.LABELS_PLURAL, Prop.DESCRIPTION,
+                                                  Prop.REQUIRED))
     assert body == {"id": "amount", "labels": {"singular": "Total", "plural": "Totals"}, "type": "number",
                     "required": False, "description": "", "scale": 2}
     # required not in the changed names (not managed, or equal): the live value
-    assert field_update_to_api(want, live, ("labels.singular",))["required"] is True
+    assert field_update_to_api(want, live, (Prop.LABELS_SINGULAR,))["required"] is True
 
 
 def test_a_create_sends_option_values_only() -> None:

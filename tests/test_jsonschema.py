@@ -223,3 +223,27 @@ def test_format_text_modeline_keeps_comments() -> None:
     assert out == "# yaml-language-server: $schema=s.json\n" + text
     assert format_text(out, schema_ref="s.json") == out
     assert format_text(out) == out, "without a ref, an existing modeline is an ordinary comment"
+
+
+def test_every_golden_plan_validates_against_the_plan_schema() -> None:
+    """``plan --format json`` (the plan file) of every golden case, with and without an apply cost,
+    validates against ``reconciler json-schema --kind plan``; an edited file does not."""
+    import json as _json
+
+    from reconciler.json_schema import json_schema as _schema
+    from reconciler.plan import Estimate
+    from reconciler.render import render
+    from tests.support.golden import CASES as GOLDEN
+    from tests.support.golden import build_case, case_names, load_options
+
+    validator = jsonschema.Draft202012Validator(_schema("plan"))
+    for name in case_names():
+        if load_options(GOLDEN / name)[2] is not None:  # a case whose planning raises
+            continue
+        p = build_case(name).stamped(created_at="2026-06-01T12:00:00Z")
+        for q in (p, p.with_estimate(Estimate(requests=3, preflight=1, rate=5.0, pace=4.5))):
+            errors = [e.message for e in validator.iter_errors(_json.loads(render(q, "json")))]
+            assert not errors, (name, errors[:3])
+    data = _json.loads(render(build_case("mixed"), "json"))
+    data["changes"][0]["kind"] = "rename-schema"
+    assert not validator.is_valid(data)

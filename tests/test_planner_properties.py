@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from reconciler.model import Field, FieldType, Labels, Option, Relationship, Schema
 from reconciler.planner import plan
+from reconciler.render.words import summary_line
 
 _word = st.text(alphabet=string.ascii_letters + " ", min_size=1, max_size=12).filter(lambda s: s.strip())
 _id = st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True)
@@ -63,7 +64,7 @@ def test_plan_of_a_state_against_itself_is_empty(items: list[Schema], rnd) -> No
                                             "updated_timestamp": "2026-01-01T00:00:00Z"})
     p = plan(desired, live)
     assert not p.has_changes and not p.has_errors
-    assert p.summary_line() == "No changes. The account matches the files."
+    assert summary_line(p) == "No changes. The account matches the files."
 
 
 @settings(max_examples=40, deadline=None)

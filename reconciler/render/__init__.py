@@ -15,15 +15,31 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, assert_never
 
 from reconciler.model import Field, Relationship
-from reconciler.plan import Change, CreateSchema, DeleteSchema, Plan, PlanError, UpdateField, UpdateSchema
+from reconciler.plan import (
+    Action,
+    AddField,
+    AddRelationship,
+    Change,
+    CreateSchema,
+    DeleteField,
+    DeleteSchema,
+    Noun,
+    Plan,
+    PlanError,
+    UpdateField,
+    UpdateRelationship,
+    UpdateSchema,
+)
+from reconciler.props import Prop
+from reconciler.render.words import plural
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftItem, DriftReport
 
-__all__ = ["DRIFT_LEGEND", "FORMATS", "LEGEND", "SchemaBlock", "change_text", "drift_groups", "render",
+__all__ = ["DRIFT_LEGEND", "FORMATS", "LEGEND", "SchemaBlock", "change_text", "drift_groups", "plural", "render",
            "render_drift", "schema_blocks"]
 
 FORMATS = ("text", "markdown", "json")
@@ -97,7 +113,7 @@ def property_lines(change: Change) -> list[str]:
     """``labels.singular: "A" -> "B"`` for each changed property; options as additions."""
     lines = []
     for prop in change.changed:
-        if prop == "options" and isinstance(change, UpdateField):
+        if prop is Prop.OPTIONS and isinstance(change, UpdateField):
             lines.append("options: " + ", ".join(f"+ {fmt_value(v)}" for v in change.added_options))
             continue
         before, after = change.values(prop)
@@ -106,22 +122,26 @@ def property_lines(change: Change) -> list[str]:
 
 
 def change_text(change: Change) -> tuple[str, list[str]]:
-    """A change's head line (without its symbol) and its property lines.
+    """A change's head line (without its symbol) and its property lines, one ``case`` per kind.
 
     ``('field "x"', ['labels.singular: "A" -> "B"'])``; a single property is joined onto the head
     by the renderers.
     """
-    if isinstance(change, CreateSchema | DeleteSchema | UpdateSchema):
-        obj = change.after if change.after is not None else change.before
-        head = f'schema "{change.slug}"'
-        if obj is not None and not isinstance(change, UpdateSchema):
-            head += f" ({obj.labels.singular} / {obj.labels.plural})"
-        return head, property_lines(change)
-    head = f'{change.noun} "{change.subject_id}"'
-    obj = change.after if change.after is not None else change.before
-    if change.action in "+-" and obj is not None:
-        brief = field_brief(obj) if isinstance(obj, Field) else relationship_brief(obj)
-        head += f" {brief}"
+    match change:
+        case CreateSchema(after=s) | DeleteSchema(before=s):
+            head = f'schema "{change.slug}" ({s.labels.singular} / {s.labels.plural})'
+        case UpdateSchema():
+            head = f'schema "{change.slug}"'
+        case AddField(after=f) | DeleteField(before=f):
+            head = f'field "{change.field_id}" {field_brief(f)}'
+        case UpdateField():
+            head = f'field "{change.field_id}"'
+        case AddRelationship():
+            head = f'relationship "{change.relationship_id}" {relationship_brief(change.after)}'
+        case UpdateRelationship():
+            head = f'relationship "{change.relationship_id}"'
+        case _:
+            assert_never(change)
     return head, property_lines(change)
 
 
@@ -130,8 +150,8 @@ class SchemaBlock:
     """Everything the plan says about one schema."""
 
     slug: str
-    symbol: str  # + ~ - !
-    schema_change: Change | None = None
+    symbol: Action
+    schema_change: CreateSchema | UpdateSchema | DeleteSchema | None = None
     items: list[Change | PlanError] = field(default_factory=list)
     hidden_fields: int = 0
     hidden_relationships: int = 0
@@ -150,38 +170,37 @@ class SchemaBlock:
         return sum(len(c.findings) for c in self.changes)
 
 
+_NOUN_RANK = {Noun.SCHEMA: 0, Noun.FIELD: 1, Noun.RELATIONSHIP: 2}
+_ACTION_RANK = {Action.ADD: 0, Action.UPDATE: 1, Action.DELETE: 2}
+
+
 def _item_key(item: Change | PlanError) -> tuple[int, str, int]:
-    noun_rank = {"schema": 0, "field": 1, "relationship": 2}[item.noun]
-    kind_rank = 99 if isinstance(item, PlanError) else ["+", "~", "-"].index(item.action)
-    return noun_rank, item.subject_id or "", kind_rank
+    kind_rank = 99 if isinstance(item, PlanError) else _ACTION_RANK[item.act]
+    return _NOUN_RANK[item.noun], item.subject_id or "", kind_rank
 
 
 def schema_blocks(plan: Plan) -> list[SchemaBlock]:
     """One block per schema with changes or errors, in slug order."""
     blocks: dict[str, SchemaBlock] = {}
     for c in plan.changes:
-        b = blocks.setdefault(c.slug, SchemaBlock(c.slug, "~"))
+        b = blocks.setdefault(c.slug, SchemaBlock(c.slug, Action.UPDATE))
         if isinstance(c, CreateSchema | UpdateSchema | DeleteSchema):
             b.schema_change = c
         else:
             b.items.append(c)
     for e in plan.errors:
-        b = blocks.setdefault(e.slug, SchemaBlock(e.slug, "!"))
+        b = blocks.setdefault(e.slug, SchemaBlock(e.slug, Action.BLOCKED))
         b.items.append(e)
     for b in blocks.values():
         b.items.sort(key=_item_key)
-        counts = plan.unchanged.get(b.slug, {})
-        b.hidden_fields = counts.get("fields", 0)
-        b.hidden_relationships = counts.get("relationships", 0)
+        counts = plan.unchanged.get(b.slug)
+        if counts is not None:
+            b.hidden_fields, b.hidden_relationships = counts.fields, counts.relationships
         if isinstance(b.schema_change, CreateSchema | DeleteSchema):
             b.symbol = b.schema_change.symbol
         else:
-            b.symbol = "~" if b.changes else "!"
+            b.symbol = Action.UPDATE if b.changes else Action.BLOCKED
     return [blocks[s] for s in sorted(blocks)]
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,8 +33,17 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from reconciler.plan import Change, CreateSchema, Plan, PlanError
-from reconciler.render import SchemaBlock, change_text, drift_groups, field_brief, plural, schema_blocks
+from reconciler.render import SchemaBlock, change_text, drift_groups, field_brief, schema_blocks
 from reconciler.render.text import inert
+from reconciler.render.words import (
+    estimate_line,
+    finding_line,
+    hidden_text,
+    impact_text,
+    narrowed_text,
+    plural,
+    summary_line,
+)
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
@@ -156,7 +165,7 @@ def _change_lines(c: Change) -> list[str]:
     lines += [f"    {p}" for p in props]
     if c.blocked:
         lines.append(f"    # blocked: {c.blocked_reason}")
-    lines += [f"    ! {f.line()}" for f in c.findings]
+    lines += [f"    ! {finding_line(f)}" for f in c.findings]
     return lines
 
 
@@ -176,13 +185,9 @@ def _block_lines(b: SchemaBlock) -> list[str]:
             lines.append(f"    hint: {item.hint}")
         else:
             lines += _change_lines(item)
-    hidden = []
-    if b.hidden_fields:
-        hidden.append(plural(b.hidden_fields, "unchanged field"))
-    if b.hidden_relationships:
-        hidden.append(plural(b.hidden_relationships, "unchanged relationship"))
+    hidden = hidden_text(b.hidden_fields, b.hidden_relationships)
     if hidden:
-        lines.append(f"# ({', '.join(hidden)} hidden)")
+        lines.append(hidden)
     return lines
 
 
@@ -205,16 +210,16 @@ def render_markdown(plan: Plan) -> str:
     doc = _Doc()
     doc.add("### Reconciler plan")
     doc.add()
-    doc.add("**{}**", plan.summary_line())
+    doc.add("**{}**", summary_line(plan))
     doc.add()
-    cost = plan.estimate.line() if plan.estimate is not None else None
+    cost = estimate_line(plan.estimate)
     if cost:
         doc.add("{}", cost)
         doc.add()
     meta = []
     if plan.target:
         meta.append(md("Target: {}", md_code(plan.target)))
-    narrowed = plan.narrowed_text()
+    narrowed = narrowed_text(plan.narrowed_by)
     if narrowed:
         meta.append(md("Narrowed by {}", md_code(narrowed)))
     if meta:
@@ -236,7 +241,7 @@ def render_markdown(plan: Plan) -> str:
         doc.add()
         for c, f in risky:
             line = md("- **{}** {}", f.code, f.message)
-            impact = f.impact_text()
+            impact = impact_text(f)
             if impact:
                 line = md("{} {}", line, impact) if impact.startswith("(") else md("{}: **{}**", line, impact)
             if c.blocked:

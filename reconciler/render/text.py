@@ -30,9 +30,9 @@ from reconciler.render import (
     change_text,
     drift_groups,
     field_brief,
-    plural,
     schema_blocks,
 )
+from reconciler.render.words import estimate_line, finding_line, hidden_text, summary_line
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
@@ -104,7 +104,7 @@ class _Out:
 
 
 def _finding(out: _Out, f: Finding, indent: str) -> None:
-    out.add(f"! {f.line()}", f.severity, indent=indent)
+    out.add(f"! {finding_line(f)}", f.severity, indent=indent)
 
 
 def _change(out: _Out, c: Change, indent: str) -> None:
@@ -156,13 +156,9 @@ def _block(out: _Out, b: SchemaBlock) -> None:
             _error(out, item, "      ")
         else:
             _change(out, item, "      ")
-    hidden = []
-    if b.hidden_fields:
-        hidden.append(plural(b.hidden_fields, "unchanged field"))
-    if b.hidden_relationships:
-        hidden.append(plural(b.hidden_relationships, "unchanged relationship"))
+    hidden = hidden_text(b.hidden_fields, b.hidden_relationships)
     if hidden:
-        out.add(f"# ({', '.join(hidden)} hidden)", "dim", indent="      ")
+        out.add(hidden, "dim", indent="      ")
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
@@ -189,8 +185,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
         for note in plan.notes:
             out.add(f"- {note.message}", indent="  ")
         out.add()
-    out.add(plan.summary_line(), "bold")
-    cost = plan.estimate.line() if plan.estimate is not None else None
+    out.add(summary_line(plan), "bold")
+    cost = estimate_line(plan.estimate)
     if cost:
         out.add(cost)
     return out.text() + "\n"

@@ -27,7 +27,9 @@ async def sync_contact(request: Request) -> Response:
     store = state_of(request).store
     body = await read_json_object(request)
     raw = body.get("contact")
-    email = raw.get("email") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        return json_response(MISSING, 400)
+    email = raw.get("email")
     if email is None or email == "":
         return json_response(MISSING, 400)
     if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):

@@ -100,7 +100,7 @@ def build_case(name: str) -> Plan:
 
 
 def plan_json_for_golden(p: Plan) -> str:
-    data = p.to_dict()
+    data = p.model_dump(mode="json")
     for volatile in ("created_at", "digest"):
         data.pop(volatile, None)
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
