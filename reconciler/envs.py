@@ -82,14 +82,9 @@ async def run_environments(names: Sequence[str], resolve: Callable[[str], Target
         except ReconcilerError as exc:
             result.error = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         except Exception as exc:
-            from reconciler.files import FilesError
-
-            if isinstance(exc, FilesError):
-                result.error = str(exc).splitlines()[0]
-            elif os.environ.get("RECONCILER_DEBUG"):
+            if os.environ.get("RECONCILER_DEBUG"):
                 raise
-            else:
-                result.error = f"Internal error: {exc.__class__.__name__}: {exc}"
+            result.error = f"Internal error: {exc.__class__.__name__}: {exc}"
         return result
 
     return list(await asyncio.gather(*(one(n) for n in names)))

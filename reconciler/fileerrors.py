@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.errors import ReconcilerError
 from reconciler.model import excerpt
 
 __all__ = [
@@ -57,8 +58,9 @@ class FileError:
         return (str(self.path), self.line, self.col, self.message)
 
 
-class FilesError(Exception):
-    """Every problem found, sorted by path, line and column. ``str()`` is one problem a line."""
+class FilesError(ReconcilerError):
+    """Every problem found, sorted by path, line and column. ``str()`` is one problem a line (the only
+    library error of several lines: each problem is its own ``file:line:col`` line)."""
 
     def __init__(self, errors: Iterable[FileError]) -> None:
         self.errors: list[FileError] = sorted(errors, key=FileError.sort_key)
