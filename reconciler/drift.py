@@ -5,7 +5,8 @@ the files; :func:`compute_drift` turns each of those changes into a statement ab
 ("field X is in the account but not in the files"), adds what the plan can only refuse (options added
 in the web UI, fields deleted in the account: ``NA304``/``NA302``) and stamps every item with the live
 schema's ``updatedTimestamp``. Nothing here writes, and a :class:`DriftReport` is never a plan file:
-its JSON has no ``format_version`` or digest, so ``apply`` refuses it.
+its JSON (:func:`reconciler.render.drift_data`) has no ``format_version`` or digest, so
+``apply`` refuses it.
 
 Which side changed is said only with evidence (:func:`changed_side`): the live schema's
 ``updatedTimestamp`` against its file's last commit (:mod:`reconciler.gitinfo`). The account changed
@@ -21,17 +22,18 @@ key ``slug[.field-or-relationship][.property]``, e.g. ``*.description`` or ``ord
 A rule matches the key itself or any dotted prefix of it, and ``X.*`` also matches ``X``. Ignored
 items stay in the report, marked and counted, and do not make ``drift`` exit 2.
 
-Reading the account is :func:`reconciler.pipeline.check_drift`; rendering is
-:func:`reconciler.render.render_drift`, where each format's escaping lives.
+The items are data (a :class:`DriftKind`, the two values, the evidence). Reading the account is
+:func:`reconciler.pipeline.check_drift`; the words are :func:`reconciler.render.words.drift_message`'s,
+and :func:`reconciler.render.render_drift` renders a report as text, markdown or JSON.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal, assert_never
 
@@ -61,12 +63,34 @@ if TYPE_CHECKING:
 __all__ = [
     "DRIFT_FORMAT",
     "DriftItem",
+    "DriftKind",
     "DriftReport",
     "Side",
     "changed_side",
     "compute_drift",
     "ignored_by",
 ]
+
+
+class DriftKind(StrEnum):
+    """What a drift item says; :func:`reconciler.render.words.drift_message` words each."""
+
+    SCHEMA_MISSING = "schema-missing"
+    SCHEMA_ADDED = "schema-added"
+    SCHEMA_RENAMED = "schema-renamed"
+    SCHEMA_CHANGED = "schema-changed"
+    SCHEMA_UNMANAGED = "schema-unmanaged"
+    FIELD_MISSING = "field-missing"
+    FIELD_ADDED = "field-added"
+    FIELD_CHANGED = "field-changed"
+    FIELD_DELETED = "field-deleted"
+    OPTIONS_MISSING = "options-missing"
+    OPTIONS_ADDED = "options-added"
+    RELATIONSHIP_MISSING = "relationship-missing"
+    RELATIONSHIP_ADDED = "relationship-added"
+    RELATIONSHIP_CHANGED = "relationship-changed"
+    CONFLICT = "conflict"
+    NOTE = "note"
 
 
 Severity = Literal["drift", "info"]
@@ -80,14 +104,15 @@ class DriftItem:
 
     ``symbol``: ``+`` exists in the account only, ``-`` missing from the account, ``~`` differs,
     ``!`` the files ask for what the account cannot hold, ``i`` information (unmanaged schema, rename
-    note). ``files``/``account`` hold the two values of a differing property. ``updated`` is the live
-    schema's ``updatedTimestamp``. ``changed_in`` is the side the evidence blames, else None.
+    note). ``files``/``account`` hold the two values of a differing property (the options missing
+    or added, for those kinds). ``updated`` is the live schema's ``updatedTimestamp``. ``changed_in`` is
+    the side the evidence blames, else None. ``detail`` is the planner's own line for a conflict or a
+    note. The words for people are :func:`reconciler.render.words.drift_message`'s.
     """
 
     slug: str
-    kind: str
+    kind: DriftKind
     symbol: str
-    message: str
     subject_id: str | None = None
     prop: str | None = None
     files: Any = None
@@ -96,6 +121,7 @@ class DriftItem:
     severity: Severity = "drift"
     ignored_by: str | None = None
     changed_in: Side | None = None
+    detail: str | None = None
 
     @property
     def subject(self) -> str:
@@ -109,23 +135,6 @@ class DriftItem:
     @property
     def counts_as_drift(self) -> bool:
         return self.severity == "drift" and self.ignored_by is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "slug": self.slug,
-            "subject": self.subject,
-            "kind": self.kind,
-            "symbol": self.symbol,
-            "property": self.prop,
-            "message": self.message,
-            "files": self.files,
-            "account": self.account,
-            "updatedTimestamp": self.updated,
-            "changed_in": self.changed_in,
-            "severity": self.severity,
-            "ignored_by": self.ignored_by,
-        }
 
 
 @dataclass(frozen=True)
@@ -158,38 +167,6 @@ class DriftReport:
     @property
     def summary(self) -> dict[str, int]:
         return {"drift": len(self.drift), "ignored": len(self.ignored), "info": len(self.info)}
-
-    def summary_line(self) -> str:
-        """``Drift: 3 changes in the account differ from the files (1 ignored, 1 unmanaged schema).``"""
-        s = self.summary
-        extra = []
-        if s["ignored"]:
-            extra.append(f"{s['ignored']:,} ignored")
-        if s["info"]:
-            extra.append(_plural(s["info"], "note"))
-        tail = f" ({', '.join(extra)})" if extra else ""
-        if self.in_sync:
-            return f"No drift. The account matches the files{tail}."
-        return f"Drift: {_plural(s['drift'], 'difference')} between the account and the files{tail}."
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": DRIFT_FORMAT,
-            "target": self.target,
-            "checked_at": self.checked_at,
-            "in_sync": self.in_sync,
-            "summary": self.summary,
-            "ignore": list(self.ignore),
-            "schemas": {slug: {"updatedTimestamp": ts} for slug, ts in sorted(self.updated.items())},
-            "items": [i.to_dict() for i in self.items],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,39 +236,6 @@ def changed_side(updated: str | None, history: FileHistory | None) -> Side | Non
 # From a plan to drift items
 
 
-def _q(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _values(values: Sequence[str]) -> str:
-    return ", ".join(_q(v) for v in values)
-
-
-def _differs(what: str, prop: str, account: Any, files: Any, side: Side | None) -> str:
-    if side == "account":
-        return f"{what}: {prop} changed in the account: {_q(account)} (files: {_q(files)})"
-    if side == "files":
-        return f"{what}: {prop} changed in the files (not applied yet): {_q(files)} (account: {_q(account)})"
-    return f"{what}: {prop} differs: account {_q(account)}, files {_q(files)}"
-
-
-def _only_in_account(what: str, side: Side | None, *, many: bool = False, removed: str = "not applied yet") -> str:
-    if side == "account":
-        return f"{what} {'were' if many else 'was'} added in the account (not in the files)"
-    if side == "files":
-        return f"{what} {'were' if many else 'was'} removed from the files ({removed})"
-    return f"{what} {'are' if many else 'is'} in the account but not in the files"
-
-
-def _only_in_files(what: str, side: Side | None, *, many: bool = False) -> str:
-    them = "them" if many else "it"
-    if side == "account":
-        return f"{what} {'were' if many else 'was'} deleted in the account (the files declare {them})"
-    if side == "files":
-        return f"{what} {'were' if many else 'was'} added in the files (not applied yet)"
-    return f"{what} {'are' if many else 'is'} not in the account (the files declare {them})"
-
-
 class _Builder:
     def __init__(self, desired: Mapping[str, Schema], live: Mapping[str, Schema],
                  history: Mapping[str, FileHistory]):
@@ -309,28 +253,19 @@ class _Builder:
     def side(self, slug: str, schema_id: str | None = None) -> Side | None:
         return changed_side(self.ts(slug, schema_id), self.history.get(slug))
 
-    def add(self, slug: str, kind: str, symbol: str, message: str, *, schema_id: str | None = None,
-            **kw: Any) -> None:
-        self.items.append(DriftItem(slug=slug, kind=kind, symbol=symbol, message=message,
-                                    updated=self.ts(slug, schema_id), **kw))
+    def add(self, slug: str, kind: DriftKind, symbol: str, *, schema_id: str | None = None, **kw: Any) -> None:
+        self.items.append(DriftItem(slug=slug, kind=kind, symbol=symbol, updated=self.ts(slug, schema_id), **kw))
 
-    def differs(self, slug: str, kind: str, what: str, prop: str, account: Any, files: Any, *,
+    def differs(self, slug: str, kind: DriftKind, prop: str, account: Any, files: Any, *,
                 schema_id: str | None = None, subject_id: str | None = None) -> None:
-        side = self.side(slug, schema_id)
-        self.add(slug, kind, "~", _differs(what, prop, account, files, side), schema_id=schema_id,
-                 subject_id=subject_id, prop=prop, files=files, account=account, changed_in=side)
+        self.add(slug, kind, "~", schema_id=schema_id, subject_id=subject_id, prop=prop, files=files,
+                 account=account, changed_in=self.side(slug, schema_id))
 
-    def only_in_account(self, slug: str, kind: str, what: str, *, schema_id: str | None = None,
-                        many: bool = False, removed: str = "not applied yet", **kw: Any) -> None:
-        side = self.side(slug, schema_id)
-        self.add(slug, kind, "+", _only_in_account(what, side, many=many, removed=removed),
-                 schema_id=schema_id, changed_in=side, **kw)
+    def only_in_account(self, slug: str, kind: DriftKind, *, schema_id: str | None = None, **kw: Any) -> None:
+        self.add(slug, kind, "+", schema_id=schema_id, changed_in=self.side(slug, schema_id), **kw)
 
-    def only_in_files(self, slug: str, kind: str, what: str, *, schema_id: str | None = None,
-                      many: bool = False, **kw: Any) -> None:
-        side = self.side(slug, schema_id)
-        self.add(slug, kind, "-", _only_in_files(what, side, many=many), schema_id=schema_id,
-                 changed_in=side, **kw)
+    def only_in_files(self, slug: str, kind: DriftKind, *, schema_id: str | None = None, **kw: Any) -> None:
+        self.add(slug, kind, "-", schema_id=schema_id, changed_in=self.side(slug, schema_id), **kw)
 
     # -- changes ---------------------------------------------------------------------------------
 
@@ -338,51 +273,41 @@ class _Builder:
         """The drift that a change of the plan stands for: one ``case`` per change kind."""
         match c:
             case CreateSchema():
-                self.add(c.slug, "schema-missing", "-",
-                         f"schema {c.slug} is not in the account (the files declare it)")
+                self.add(c.slug, DriftKind.SCHEMA_MISSING, "-")
             case DeleteSchema():
                 # no file, so no evidence of which side changed
-                self.add(c.slug, "schema-added", "+",
-                         f"schema {c.slug} is in the account but not in the files (prune would delete it)",
-                         schema_id=c.schema_id)
+                self.add(c.slug, DriftKind.SCHEMA_ADDED, "+", schema_id=c.schema_id)
             case UpdateSchema():
                 for prop in c.changed:
                     account, files = c.values(prop)
                     if prop is Prop.SLUG and c.renamed_from:
                         # the files say so themselves (renamed_from)
-                        self.add(c.slug, "schema-renamed", "~",
-                                 f"schema {c.slug} is still called {c.renamed_from} in the account "
-                                 "(the files rename it)", schema_id=c.schema_id, prop=prop,
-                                 files=files, account=account, changed_in="files")
+                        self.add(c.slug, DriftKind.SCHEMA_RENAMED, "~", schema_id=c.schema_id, prop=prop,
+                                 files=files, account=account, changed_in="files", detail=c.renamed_from)
                         continue
-                    self.differs(c.slug, "schema-changed", f"schema {c.slug}", prop, account, files,
-                                 schema_id=c.schema_id)
+                    self.differs(c.slug, DriftKind.SCHEMA_CHANGED, prop, account, files, schema_id=c.schema_id)
             case AddField():
-                self.only_in_files(c.slug, "field-missing", f"field {c.subject}", schema_id=c.schema_id,
-                                   subject_id=c.field_id)
+                self.only_in_files(c.slug, DriftKind.FIELD_MISSING, schema_id=c.schema_id, subject_id=c.field_id)
             case DeleteField():
-                self.only_in_account(c.slug, "field-added", f"field {c.subject}", schema_id=c.schema_id,
-                                     subject_id=c.field_id)
+                self.only_in_account(c.slug, DriftKind.FIELD_ADDED, schema_id=c.schema_id, subject_id=c.field_id)
             case UpdateField():
                 for prop in c.changed:
                     if prop is Prop.OPTIONS:
-                        many = len(c.added_options) > 1
-                        self.only_in_files(c.slug, "options-missing",
-                                           f"field {c.subject}: option{'s' if many else ''} {_values(c.added_options)}",
-                                           schema_id=c.schema_id, many=many, subject_id=c.field_id, prop="options",
-                                           files=list(c.added_options), account=None)
+                        self.only_in_files(c.slug, DriftKind.OPTIONS_MISSING, schema_id=c.schema_id,
+                                           subject_id=c.field_id, prop="options", files=list(c.added_options),
+                                           account=None)
                         continue
                     account, files = c.values(prop)
-                    self.differs(c.slug, "field-changed", f"field {c.subject}", prop, account, files,
-                                 schema_id=c.schema_id, subject_id=c.field_id)
+                    self.differs(c.slug, DriftKind.FIELD_CHANGED, prop, account, files, schema_id=c.schema_id,
+                                 subject_id=c.field_id)
             case AddRelationship():
-                self.only_in_files(c.slug, "relationship-missing", f"relationship {c.subject}",
-                                   schema_id=c.schema_id, subject_id=c.relationship_id)
+                self.only_in_files(c.slug, DriftKind.RELATIONSHIP_MISSING, schema_id=c.schema_id,
+                                   subject_id=c.relationship_id)
             case UpdateRelationship():
                 for prop in c.changed:
                     account, files = c.values(prop)
-                    self.differs(c.slug, "relationship-changed", f"relationship {c.subject}", prop, account, files,
-                                 schema_id=c.schema_id, subject_id=c.relationship_id)
+                    self.differs(c.slug, DriftKind.RELATIONSHIP_CHANGED, prop, account, files, schema_id=c.schema_id,
+                                 subject_id=c.relationship_id)
             case _:
                 assert_never(c)
 
@@ -404,39 +329,28 @@ class _Builder:
 
     def error(self, e: PlanError) -> None:
         slug, sid = e.slug, e.subject_id
-        subj = e.subject
         match e.code:
             case Code.NA304:
                 lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
                 extra = [v for v in (lf.option_values if lf else ()) if df is None or v not in df.option_values]
-                self.only_in_account(slug, "options-added",
-                                     f"field {subj}: option{'s' if len(extra) != 1 else ''} {_values(extra)}",
-                                     many=len(extra) != 1, removed="the API cannot remove options",
-                                     subject_id=sid, prop="options", account=extra, files=None)
+                self.only_in_account(slug, DriftKind.OPTIONS_ADDED, subject_id=sid, prop="options", account=extra,
+                                     files=None)
             case Code.NA302:
-                side = self.side(slug)
-                if side == "account":
-                    message = f"field {subj} was deleted in the account (marked for deletion; the files still declare it)"
-                elif side == "files":
-                    message = (f"field {subj} was added in the files (not applied yet) with the id of a field "
-                               "deleted in the account")
-                else:
-                    message = f"field {subj} is marked for deletion in the account; the files declare it"
-                self.add(slug, "field-deleted", "-", message, subject_id=sid, changed_in=side)
+                self.add(slug, DriftKind.FIELD_DELETED, "-", subject_id=sid, changed_in=self.side(slug))
             case Code.NA307:
-                self.only_in_account(slug, "field-added", f"field {subj}", subject_id=sid)
+                self.only_in_account(slug, DriftKind.FIELD_ADDED, subject_id=sid)
             case Code.NA309:
-                self.only_in_account(slug, "relationship-added", f"relationship {subj}", subject_id=sid)
+                self.only_in_account(slug, DriftKind.RELATIONSHIP_ADDED, subject_id=sid)
             case Code.NA301:
                 lf, df = self._live_field(slug, sid), self._desired_field(slug, sid)
-                self.differs(slug, "field-changed", f"field {subj}", "type", lf.type.value if lf else None,
+                self.differs(slug, DriftKind.FIELD_CHANGED, "type", lf.type.value if lf else None,
                              df.type.value if df else None, subject_id=sid)
             case Code.NA308:
                 lr, dr = self._relationships(slug, sid)
-                self.differs(slug, "relationship-changed", f"relationship {subj}", "namespace",
-                             lr.namespace if lr else None, dr.namespace if dr else None, subject_id=sid)
+                self.differs(slug, DriftKind.RELATIONSHIP_CHANGED, "namespace", lr.namespace if lr else None,
+                             dr.namespace if dr else None, subject_id=sid)
             case Code.NA303 | Code.NA305 | Code.NA306:  # the files ask for what the account cannot hold
-                self.add(slug, "conflict", "!", f"{e.code} {e.message}", subject_id=sid)
+                self.add(slug, DriftKind.CONFLICT, "!", subject_id=sid, detail=f"{e.code} {e.message}")
 
 
 def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], options: PlanOptions | None = None,
@@ -459,13 +373,11 @@ def compute_drift(desired: Mapping[str, Schema], live: Mapping[str, Schema], opt
         b.error(e)
     for n in the_plan.notes:
         if n.kind is NoteKind.UNMANAGED:
-            b.add(n.slug, "schema-unmanaged", "i",
-                  f"schema {n.slug} is in the account but not in the files (unmanaged; prune is off)",
-                  severity="info")
+            b.add(n.slug, DriftKind.SCHEMA_UNMANAGED, "i", severity="info")
         elif n.kind in (NoteKind.RENAME, NoteKind.OPAQUE, NoteKind.REQUIRED):
-            b.add(n.slug, "note", "i", n.message, severity="info")
+            b.add(n.slug, DriftKind.NOTE, "i", severity="info", detail=n.message)
         elif n.kind is NoteKind.OPAQUE_DECLARED:  # the files declare what the account holds in another form
-            b.add(n.slug, "conflict", "!", n.message, severity="info")
+            b.add(n.slug, DriftKind.CONFLICT, "!", severity="info", detail=n.message)
         # "reorder" notes are not drift: the API cannot reorder, the planner ignores order
     patterns = tuple(ignore)
     items = [replace(i, ignored_by=ignored_by(i.key, patterns)) for i in b.items]

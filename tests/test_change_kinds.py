@@ -18,11 +18,12 @@ from reconciler.changes import (
     UpdateRelationship,
     UpdateSchema,
 )
-from reconciler.drift import _Builder
+from reconciler.drift import DriftItem, DriftKind, _Builder
 from reconciler.model import Field, FieldType, Labels, Relationship, Schema
 from reconciler.plan import Plan
 from reconciler.props import Prop
 from reconciler.render import change_text, render
+from reconciler.render.words import drift_message
 from reconciler.risks import risks
 from reconciler.stages import StepMethod, request
 
@@ -79,4 +80,14 @@ def test_each_kind_has_its_comparison_risks_request_and_wording(kind: str) -> No
     # drift: the change reads as at least one difference
     b = _Builder({"order": S}, {"order": S}, {})
     b.change(change)
-    assert b.items and all(i.message for i in b.items)
+    assert b.items and all(drift_message(i) for i in b.items)
+
+
+@pytest.mark.parametrize("kind", list(DriftKind))
+def test_each_drift_kind_has_its_words(kind: DriftKind) -> None:
+    item = DriftItem(slug="order", kind=kind, symbol="~", subject_id="f", prop="labels.singular",
+                     files=["a"], account=["b"], detail="NA303 the planner's line")
+    words = drift_message(item)
+    assert words
+    if kind not in (DriftKind.CONFLICT, DriftKind.NOTE):
+        assert "order" in words  # names what it is about

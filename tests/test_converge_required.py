@@ -23,6 +23,7 @@ from reconciler.model import Field, Labels, Schema
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.quirks import QUIRKS_FILE, read_quirks, record_required_ignored, required_options
+from reconciler.render.words import drift_message
 from reconciler.sandbox import SandboxSettings
 from reconciler.sandbox.testing import RunningSandbox, running_sandbox
 from reconciler.writes import WriteRefused
@@ -136,7 +137,7 @@ def test_the_planner_leaves_required_alone_when_not_managed() -> None:
     drift = compute_drift({"orders": desired}, {"orders": live},
                           PlanOptions(required_managed=False, required_reason="detected 2026-05-21"))
     assert not any(i.prop == "required" for i in drift.items)
-    assert [i.severity for i in drift.items if "required is not managed" in i.message] == ["info"]
+    assert [i.severity for i in drift.items if "required is not managed" in drift_message(i)] == ["info"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from reconciler.files import load_dir
 from reconciler.model import Field, FieldType, Labels, Relationship, Schema
 from reconciler.plan import Plan, PlanFileError
 from reconciler.render import render_drift
+from reconciler.render.words import drift_message
 
 ROOT = Path(__file__).resolve().parent.parent
 DESIRED = load_dir(ROOT / "schemas").schemas["online-order"]
@@ -48,10 +49,10 @@ def test_relationship_and_description_drift_worded_neutrally_without_evidence() 
     report = compute_drift({"online-order": DESIRED}, {"online-order": live}, ignore=["*.description"])
     by_key = {i.key: i for i in report.items}
     assert by_key["online-order.description"].ignored_by == "*.description"
-    assert by_key["online-order.primary-contact.labels.singular"].message == (
+    assert drift_message(by_key["online-order.primary-contact.labels.singular"]) == (
         'relationship online-order.primary-contact: labels.singular differs: account "Buyer", '
         'files "Primary Contact"')
-    assert by_key["online-order.deal"].message == (
+    assert drift_message(by_key["online-order.deal"]) == (
         "relationship online-order.deal is in the account but not in the files")
     assert all(i.changed_in is None for i in report.items)
     assert by_key["online-order.extra"].symbol == "+"

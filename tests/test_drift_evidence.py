@@ -27,6 +27,7 @@ from reconciler.files import load_dir
 from reconciler.gitinfo import FileHistory, file_histories
 from reconciler.pipeline import check_drift
 from reconciler.render import render_drift
+from reconciler.render.words import drift_message
 from tests.conftest import ROOT, TOKEN, Cli
 
 SEED = (ROOT / "schemas" / "orders.yaml").read_text(encoding="utf-8")
@@ -202,8 +203,8 @@ def test_wording_follows_the_evidence() -> None:
         history = None if histories[side] is None else {"online-order": histories[side]}
         report = compute_drift({"online-order": desired}, {"online-order": live}, history=history)
         by_key = {i.key: i for i in report.items}
-        got = (by_key["online-order.description"].message, by_key["online-order.order-total"].message,
-               by_key["online-order.primary-contact.namespace"].message)
+        got = (drift_message(by_key["online-order.description"]), drift_message(by_key["online-order.order-total"]),
+               drift_message(by_key["online-order.primary-contact.namespace"]))
         assert got == expected, side
         assert {i.changed_in for i in report.items} == {side}
         items = json.loads(render_drift(report, "json"))["items"]
@@ -250,7 +251,7 @@ def test_check_drift_blames_only_with_evidence(tmp_path: Path, sandbox: Any) -> 
     # the account was edited after the file's last commit
     item = drift_of(url, repo / "schemas")["online-order.description"]
     assert item.changed_in == "account"
-    assert item.message == ('schema online-order: description changed in the account: "Edited in the UI" '
+    assert drift_message(item) == ('schema online-order: description changed in the account: "Edited in the UI" '
                             '(files: "Orders from the web shop")')
 
     # an uncommitted edit made after the account's update: the files changed
@@ -259,7 +260,7 @@ def test_check_drift_blames_only_with_evidence(tmp_path: Path, sandbox: Any) -> 
     os.utime(orders, (later, later))
     item = drift_of(url, repo / "schemas")["online-order.description"]
     assert item.changed_in == "files"
-    assert item.message == ('schema online-order: description changed in the files (not applied yet): '
+    assert drift_message(item) == ('schema online-order: description changed in the files (not applied yet): '
                             '"Orders, all channels" (account: "Edited in the UI")')
 
     # the same edit committed later than the account's update
@@ -271,7 +272,7 @@ def test_check_drift_blames_only_with_evidence(tmp_path: Path, sandbox: Any) -> 
     shutil.copytree(repo / "schemas", plain)
     item = drift_of(url, plain)["online-order.description"]
     assert item.changed_in is None
-    assert item.message == ('schema online-order: description differs: account "Edited in the UI", '
+    assert drift_message(item) == ('schema online-order: description differs: account "Edited in the UI", '
                             'files "Orders, all channels"')
 
 

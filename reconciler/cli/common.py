@@ -327,7 +327,7 @@ def report_environments(g: Globals, results: list[Any], fmt_: str, key: str,
     if fmt_ == "json":
         click.echo(json.dumps({"environments": {
             r.name: {"target": r.target.url if r.target else None, "error": r.error,
-                     key: r.value.to_dict() if r.value is not None else None}
+                     key: json.loads(render_one(r.value, "json", False)) if r.value is not None else None}
             for r in results}}, indent=2, ensure_ascii=False))
     elif fmt_ == "markdown":
         click.echo("\n".join(markdown))

@@ -39,8 +39,8 @@ from reconciler.render.words import plural
 if TYPE_CHECKING:
     from reconciler.drift import DriftItem, DriftReport
 
-__all__ = ["DRIFT_LEGEND", "FORMATS", "LEGEND", "SchemaBlock", "change_text", "drift_groups", "plural", "render",
-           "render_drift", "schema_blocks"]
+__all__ = ["DRIFT_LEGEND", "FORMATS", "LEGEND", "SchemaBlock", "change_text", "drift_data", "drift_groups", "plural",
+           "render", "render_drift", "schema_blocks"]
 
 FORMATS = ("text", "markdown", "json")
 
@@ -75,8 +75,40 @@ def render_drift(report: DriftReport, fmt: Literal["text", "markdown", "json"] =
 
         return render_drift_markdown(report)
     if fmt == "json":
-        return report.to_json()
+        return json.dumps(drift_data(report), indent=2, ensure_ascii=False) + "\n"
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def drift_data(report: DriftReport) -> dict[str, Any]:
+    """The drift report's JSON document. It has no ``format_version`` or digest: not a plan file, so
+    ``apply`` refuses it."""
+    from reconciler.plan import DRIFT_FORMAT
+    from reconciler.render.words import drift_message
+
+    return {
+        "format": DRIFT_FORMAT,
+        "target": report.target,
+        "checked_at": report.checked_at,
+        "in_sync": report.in_sync,
+        "summary": report.summary,
+        "ignore": list(report.ignore),
+        "schemas": {slug: {"updatedTimestamp": ts} for slug, ts in sorted(report.updated.items())},
+        "items": [{
+            "key": i.key,
+            "slug": i.slug,
+            "subject": i.subject,
+            "kind": str(i.kind),
+            "symbol": i.symbol,
+            "property": i.prop,
+            "message": drift_message(i),
+            "files": i.files,
+            "account": i.account,
+            "updatedTimestamp": i.updated,
+            "changed_in": i.changed_in,
+            "severity": i.severity,
+            "ignored_by": i.ignored_by,
+        } for i in report.items],
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from reconciler.plan import Change, CreateSchema, Plan, PlanError
 from reconciler.render import SchemaBlock, change_text, drift_groups, field_brief, schema_blocks
 from reconciler.render.text import inert
 from reconciler.render.words import (
+    drift_message,
+    drift_summary_line,
     estimate_line,
     finding_line,
     hidden_text,
@@ -283,7 +285,7 @@ def render_drift_markdown(report: DriftReport) -> str:
     doc = _Doc()
     doc.add("### Reconciler drift")
     doc.add()
-    doc.add("**{}**", report.summary_line())
+    doc.add("**{}**", drift_summary_line(report))
     doc.add()
     meta = []
     if report.target:
@@ -309,7 +311,7 @@ def render_drift_markdown(report: DriftReport) -> str:
                 else:
                     note = md_text("information" if i.severity == "info" else "")
                 doc.add("| {} | {} | {} | {} | {} |", md_code(sym, table=True), md_code(slug, table=True),
-                        i.message, i.updated or "n/a", note)
+                        drift_message(i), i.updated or "n/a", note)
         doc.add()
     if not report.in_sync:
         doc.add("To undo drift, run `reconciler plan` and `reconciler apply`; to keep it, change the files "

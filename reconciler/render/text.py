@@ -32,7 +32,14 @@ from reconciler.render import (
     field_brief,
     schema_blocks,
 )
-from reconciler.render.words import estimate_line, finding_line, hidden_text, summary_line
+from reconciler.render.words import (
+    drift_message,
+    drift_summary_line,
+    estimate_line,
+    finding_line,
+    hidden_text,
+    summary_line,
+)
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
@@ -208,9 +215,9 @@ def render_drift_text(report: DriftReport, color: bool = False) -> str:
         for i in items:
             stamp = i.updated or "n/a"
             if i.ignored_by is not None:
-                out.add(f"# {i.message} [{stamp}] (ignored by {i.ignored_by!r})", "dim", indent="    ")
+                out.add(f"# {drift_message(i)} [{stamp}] (ignored by {i.ignored_by!r})", "dim", indent="    ")
             else:
-                out.add(f"{i.symbol} {i.message} [{stamp}]", _DRIFT_STYLES.get(i.symbol, i.symbol), indent="    ")
+                out.add(f"{i.symbol} {drift_message(i)} [{stamp}]", _DRIFT_STYLES.get(i.symbol, i.symbol), indent="    ")
         out.add()
-    out.add(report.summary_line())
+    out.add(drift_summary_line(report))
     return out.text()

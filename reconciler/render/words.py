@@ -5,11 +5,16 @@ Plain, unescaped text: escaping is the output module's job, done where a line is
 
 from __future__ import annotations
 
+import json
+from typing import Any, assert_never
+
 from reconciler.codes import Code
+from reconciler.drift import DriftItem, DriftKind, DriftReport, Side
 from reconciler.errors import format_seconds
 from reconciler.plan import Estimate, Finding, Narrowing, Plan
 
-__all__ = ["estimate_line", "finding_line", "hidden_text", "impact_text", "narrowed_text", "plural", "summary_line"]
+__all__ = ["drift_message", "drift_summary_line", "estimate_line", "finding_line", "hidden_text", "impact_text",
+           "narrowed_text", "plural", "summary_line"]
 
 
 def plural(n: int, word: str) -> str:
@@ -97,3 +102,102 @@ def hidden_text(fields: int, relationships: int) -> str | None:
     if relationships:
         hidden.append(plural(relationships, "unchanged relationship"))
     return f"# ({', '.join(hidden)} hidden)" if hidden else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift
+
+
+def _q(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _values(values: Any) -> str:
+    return ", ".join(_q(v) for v in values or ())
+
+
+def _differs(what: str, prop: str, account: Any, files: Any, side: Side | None) -> str:
+    if side == "account":
+        return f"{what}: {prop} changed in the account: {_q(account)} (files: {_q(files)})"
+    if side == "files":
+        return f"{what}: {prop} changed in the files (not applied yet): {_q(files)} (account: {_q(account)})"
+    return f"{what}: {prop} differs: account {_q(account)}, files {_q(files)}"
+
+
+def _only_in_account(what: str, side: Side | None, *, many: bool = False, removed: str = "not applied yet") -> str:
+    if side == "account":
+        return f"{what} {'were' if many else 'was'} added in the account (not in the files)"
+    if side == "files":
+        return f"{what} {'were' if many else 'was'} removed from the files ({removed})"
+    return f"{what} {'are' if many else 'is'} in the account but not in the files"
+
+
+def _only_in_files(what: str, side: Side | None, *, many: bool = False) -> str:
+    them = "them" if many else "it"
+    if side == "account":
+        return f"{what} {'were' if many else 'was'} deleted in the account (the files declare {them})"
+    if side == "files":
+        return f"{what} {'were' if many else 'was'} added in the files (not applied yet)"
+    return f"{what} {'are' if many else 'is'} not in the account (the files declare {them})"
+
+
+def drift_message(i: DriftItem) -> str:
+    """One drift item in words, e.g. ``field online-order.order-link is in the account but not in the
+    files``; which side changed is said only when the item carries the evidence (``changed_in``)."""
+    side = i.changed_in
+    match i.kind:
+        case DriftKind.SCHEMA_MISSING:
+            return f"schema {i.slug} is not in the account (the files declare it)"
+        case DriftKind.SCHEMA_ADDED:
+            return f"schema {i.slug} is in the account but not in the files (prune would delete it)"
+        case DriftKind.SCHEMA_UNMANAGED:
+            return f"schema {i.slug} is in the account but not in the files (unmanaged; prune is off)"
+        case DriftKind.SCHEMA_RENAMED:
+            return f"schema {i.slug} is still called {i.detail} in the account (the files rename it)"
+        case DriftKind.SCHEMA_CHANGED:
+            return _differs(f"schema {i.slug}", str(i.prop), i.account, i.files, side)
+        case DriftKind.FIELD_CHANGED:
+            return _differs(f"field {i.subject}", str(i.prop), i.account, i.files, side)
+        case DriftKind.RELATIONSHIP_CHANGED:
+            return _differs(f"relationship {i.subject}", str(i.prop), i.account, i.files, side)
+        case DriftKind.FIELD_MISSING:
+            return _only_in_files(f"field {i.subject}", side)
+        case DriftKind.RELATIONSHIP_MISSING:
+            return _only_in_files(f"relationship {i.subject}", side)
+        case DriftKind.OPTIONS_MISSING:
+            many = len(i.files or ()) > 1
+            return _only_in_files(f"field {i.subject}: option{'s' if many else ''} {_values(i.files)}", side,
+                                  many=many)
+        case DriftKind.FIELD_ADDED:
+            return _only_in_account(f"field {i.subject}", side)
+        case DriftKind.RELATIONSHIP_ADDED:
+            return _only_in_account(f"relationship {i.subject}", side)
+        case DriftKind.OPTIONS_ADDED:
+            many = len(i.account or ()) != 1
+            return _only_in_account(f"field {i.subject}: option{'s' if many else ''} {_values(i.account)}", side,
+                                    many=many, removed="the API cannot remove options")
+        case DriftKind.FIELD_DELETED:
+            if side == "account":
+                return f"field {i.subject} was deleted in the account (marked for deletion; the files still declare it)"
+            if side == "files":
+                return (f"field {i.subject} was added in the files (not applied yet) with the id of a field "
+                        "deleted in the account")
+            return f"field {i.subject} is marked for deletion in the account; the files declare it"
+        case DriftKind.CONFLICT | DriftKind.NOTE:
+            return i.detail or ""
+        case _:
+            assert_never(i.kind)
+
+
+def drift_summary_line(report: DriftReport) -> str:
+    """``Drift: 3 differences between the account and the files (1 ignored, 1 note).``"""
+    s = report.summary
+    extra = []
+    if s["ignored"]:
+        extra.append(f"{s['ignored']:,} ignored")
+    if s["info"]:
+        extra.append(plural(s["info"], "note"))
+    tail = f" ({', '.join(extra)})" if extra else ""
+    if report.in_sync:
+        return f"No drift. The account matches the files{tail}."
+    return f"Drift: {plural(s['drift'], 'difference')} between the account and the files{tail}."
