@@ -37,24 +37,11 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal, assert_never
 
+from reconciler import changes as ops
 from reconciler.codes import Code
 from reconciler.gitinfo import FileHistory
 from reconciler.model import Schema
-from reconciler.plan import (
-    DRIFT_FORMAT,
-    AddField,
-    AddRelationship,
-    Change,
-    CreateSchema,
-    DeleteField,
-    DeleteSchema,
-    NoteKind,
-    Plan,
-    PlanError,
-    UpdateField,
-    UpdateRelationship,
-    UpdateSchema,
-)
+from reconciler.plan import DRIFT_FORMAT, NoteKind, Plan, PlanError
 from reconciler.props import Prop
 
 if TYPE_CHECKING:
@@ -269,15 +256,15 @@ class _Builder:
 
     # -- changes ---------------------------------------------------------------------------------
 
-    def change(self, c: Change) -> None:
+    def change(self, c: ops.Change) -> None:
         """The drift that a change of the plan stands for: one ``case`` per change kind."""
         match c:
-            case CreateSchema():
+            case ops.CreateSchema():
                 self.add(c.slug, DriftKind.SCHEMA_MISSING, "-")
-            case DeleteSchema():
+            case ops.DeleteSchema():
                 # no file, so no evidence of which side changed
                 self.add(c.slug, DriftKind.SCHEMA_ADDED, "+", schema_id=c.schema_id)
-            case UpdateSchema():
+            case ops.UpdateSchema():
                 for prop in c.changed:
                     account, files = c.values(prop)
                     if prop is Prop.SLUG and c.renamed_from:
@@ -286,11 +273,11 @@ class _Builder:
                                  files=files, account=account, changed_in="files", detail=c.renamed_from)
                         continue
                     self.differs(c.slug, DriftKind.SCHEMA_CHANGED, prop, account, files, schema_id=c.schema_id)
-            case AddField():
+            case ops.AddField():
                 self.only_in_files(c.slug, DriftKind.FIELD_MISSING, schema_id=c.schema_id, subject_id=c.field_id)
-            case DeleteField():
+            case ops.DeleteField():
                 self.only_in_account(c.slug, DriftKind.FIELD_ADDED, schema_id=c.schema_id, subject_id=c.field_id)
-            case UpdateField():
+            case ops.UpdateField():
                 for prop in c.changed:
                     if prop is Prop.OPTIONS:
                         self.only_in_files(c.slug, DriftKind.OPTIONS_MISSING, schema_id=c.schema_id,
@@ -300,10 +287,10 @@ class _Builder:
                     account, files = c.values(prop)
                     self.differs(c.slug, DriftKind.FIELD_CHANGED, prop, account, files, schema_id=c.schema_id,
                                  subject_id=c.field_id)
-            case AddRelationship():
+            case ops.AddRelationship():
                 self.only_in_files(c.slug, DriftKind.RELATIONSHIP_MISSING, schema_id=c.schema_id,
                                    subject_id=c.relationship_id)
-            case UpdateRelationship():
+            case ops.UpdateRelationship():
                 for prop in c.changed:
                     account, files = c.values(prop)
                     self.differs(c.slug, DriftKind.RELATIONSHIP_CHANGED, prop, account, files, schema_id=c.schema_id,

@@ -24,17 +24,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from reconciler import changes as ops
 from reconciler.codes import Code
 from reconciler.errors import ReconcilerError
 from reconciler.model import Field, OpaqueField, Relationship, Schema, norm_id
 from reconciler.plan import (
     KIND_ORDER,
-    AddField,
-    AddRelationship,
-    Change,
-    CreateSchema,
-    DeleteField,
-    DeleteSchema,
     Finding,
     Narrowing,
     Note,
@@ -43,9 +38,6 @@ from reconciler.plan import (
     Plan,
     PlanError,
     Unchanged,
-    UpdateField,
-    UpdateRelationship,
-    UpdateSchema,
     desired_digest,
     fingerprint,
 )
@@ -110,17 +102,17 @@ def _quote_list(values: Iterable[str]) -> str:
 class _Planner:
     def __init__(self, options: PlanOptions):
         self.o = options
-        self.changes: list[Change] = []
+        self.changes: list[ops.Change] = []
         self.errors: list[PlanError] = []
         self.notes: list[Note] = []
         self.unchanged: dict[str, Unchanged] = {}
         #: what a field compares; without ``required`` where it is not managed
-        self.field_props = tuple(p for p in UpdateField.compares
+        self.field_props = tuple(p for p in ops.UpdateField.compares
                                  if p is not Prop.OPTIONS and (options.required_managed or p is not Prop.REQUIRED))
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def add(self, change: Change, acks: Collection[str] = ()) -> None:
+    def add(self, change: ops.Change, acks: Collection[str] = ()) -> None:
         """A change, with the findings of its kind (:func:`reconciler.risks.risks`)."""
         findings = risks(change, acks, required_managed=self.o.required_managed)
         self.changes.append(change.model_copy(update={"findings": findings}) if findings else change)
@@ -163,7 +155,7 @@ class _Planner:
     # -- schemas ---------------------------------------------------------------------------------
 
     def create(self, d: Schema) -> None:
-        self.add(CreateSchema(slug=d.slug, after=d))
+        self.add(ops.CreateSchema(slug=d.slug, after=d))
         for r in d.relationships:
             if r.has_many:
                 self.error(d.slug, Noun.RELATIONSHIP, r.id, Code.NA305,
@@ -172,15 +164,15 @@ class _Planner:
     def delete(self, live: Schema) -> None:
         slug = live.slug
         reason = self.protection([slug], None, None)
-        self.add(DeleteSchema(slug=slug, schema_id=live.id, before=live, blocked=reason is not None,
+        self.add(ops.DeleteSchema(slug=slug, schema_id=live.id, before=live, blocked=reason is not None,
                               blocked_reason=reason))
 
     def update(self, d: Schema, live: Schema, renamed_from: str | None) -> None:
         slug, sid = d.slug, live.id
         n_changes, n_errors = len(self.changes), len(self.errors)
-        changed = differing(UpdateSchema.compares, live, d)
+        changed = differing(ops.UpdateSchema.compares, live, d)
         if changed:
-            self.add(UpdateSchema(slug=slug, schema_id=sid, before=live, after=d, changed=tuple(changed),
+            self.add(ops.UpdateSchema(slug=slug, schema_id=sid, before=live, after=d, changed=tuple(changed),
                                   renamed_from=renamed_from), d.acknowledge)
         self.fields(d, live)
         self.relationships(d, live)
@@ -227,7 +219,7 @@ class _Planner:
                     self.error(slug, Noun.FIELD, df.id, Code.NA303,
                                f'add field {subj}: the id clashes with the existing field "{twin.id}"')
                 else:
-                    self.add(AddField(slug=slug, schema_id=sid, field_id=df.id, after=df), d.acknowledge)
+                    self.add(ops.AddField(slug=slug, schema_id=sid, field_id=df.id, after=df), d.acknowledge)
                 continue
             self.field(d, live, df, lf)
 
@@ -242,7 +234,7 @@ class _Planner:
                                f"delete field {subj}: fields of a {kind} schema cannot be deleted")
                     continue
                 reason = self.protection(dict.fromkeys([slug, live.slug]), lf.id, d)
-                self.add(DeleteField(slug=slug, schema_id=sid, field_id=lf.id, before=lf, blocked=reason is not None,
+                self.add(ops.DeleteField(slug=slug, schema_id=sid, field_id=lf.id, before=lf, blocked=reason is not None,
                                      blocked_reason=reason), d.acknowledge)
 
         if _relative_order_differs([f.id for f in d.fields], [f.id for f in live_active]):
@@ -289,7 +281,7 @@ class _Planner:
                        f"field {subj} is inherited from the parent schema and cannot be changed "
                        f"({', '.join(changed_t)})")
             return
-        self.add(UpdateField(slug=slug, schema_id=live.id, field_id=df.id, before=lf, after=df, changed=changed_t,
+        self.add(ops.UpdateField(slug=slug, schema_id=live.id, field_id=df.id, before=lf, after=df, changed=changed_t,
                              added_options=added), d.acknowledge)
 
     # -- relationships ---------------------------------------------------------------------------
@@ -305,7 +297,7 @@ class _Planner:
                            f"relationship {subj}: hasMany: true is refused by the API")
                 continue
             if lr is None:
-                self.add(AddRelationship(slug=slug, schema_id=sid, relationship_id=dr.id, after=dr))
+                self.add(ops.AddRelationship(slug=slug, schema_id=sid, relationship_id=dr.id, after=dr))
                 continue
             self.relationship(d, live, dr, lr)
         for lr in live.relationships:
@@ -319,7 +311,7 @@ class _Planner:
             self.error(slug, Noun.RELATIONSHIP, dr.id, Code.NA308,
                        f"relationship {subj}: namespace change {lr.namespace} -> {dr.namespace} is not allowed")
             return
-        changed = ordered(differing(UpdateRelationship.compares, lr, dr))
+        changed = ordered(differing(ops.UpdateRelationship.compares, lr, dr))
         if not changed:
             return
         if lr.inherited:
@@ -327,7 +319,7 @@ class _Planner:
                        f"relationship {subj} is inherited from the parent schema and cannot be changed "
                        f"({', '.join(changed)})")
             return
-        self.add(UpdateRelationship(slug=slug, schema_id=live.id, relationship_id=dr.id, before=lr, after=dr,
+        self.add(ops.UpdateRelationship(slug=slug, schema_id=live.id, relationship_id=dr.id, before=lr, after=dr,
                                     changed=changed))
 
 

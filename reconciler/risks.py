@@ -10,18 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import assert_never
 
-from reconciler.changes import (
-    AddField,
-    AddRelationship,
-    Change,
-    CreateSchema,
-    DeleteField,
-    DeleteSchema,
-    Finding,
-    UpdateField,
-    UpdateRelationship,
-    UpdateSchema,
-)
+from reconciler import changes as ops
+from reconciler.changes import Finding
 from reconciler.codes import Code
 from reconciler.props import Prop
 
@@ -32,33 +22,33 @@ def _finding(code: Code, message: str, subject: str, acks: Collection[str]) -> F
     return Finding(code=code, message=message, subject=subject, acknowledged=code in acks)
 
 
-def risks(change: Change, acks: Collection[str] = (), *, required_managed: bool = True) -> tuple[Finding, ...]:
+def risks(change: ops.Change, acks: Collection[str] = (), *, required_managed: bool = True) -> tuple[Finding, ...]:
     """The findings of ``change``. ``acks``: the codes its schema's file acknowledges (a field's
     own ``acknowledge`` is read from the desired field). ``required_managed`` False: ``required``
     is not planned (see :class:`~reconciler.planner.PlanOptions`), so it risks nothing."""
     subject = change.subject
     match change:
-        case CreateSchema() | AddRelationship() | UpdateRelationship():
+        case ops.CreateSchema() | ops.AddRelationship() | ops.UpdateRelationship():
             return ()
-        case UpdateSchema():
+        case ops.UpdateSchema():
             if not change.renames:
                 return ()
             old = change.before.slug
             return (_finding(Code.BC202, f'rename schema {old} to {change.slug}: integrations using the slug '
                                          f'"{old}" break', subject, acks),)
-        case AddField():
+        case ops.AddField():
             if not (change.after.required and required_managed):
                 return ()
             return (_finding(Code.BC201, f"add required field {subject}", subject,
                              (*acks, *change.after.acknowledge)),)
-        case UpdateField():
+        case ops.UpdateField():
             if Prop.REQUIRED not in change.changed or not change.after.required:
                 return ()
             return (_finding(Code.BC201, f"make field {subject} required", subject,
                              (*acks, *change.after.acknowledge)),)
-        case DeleteField():
+        case ops.DeleteField():
             return (_finding(Code.DL102, f"delete field {subject}", subject, acks),)
-        case DeleteSchema():
+        case ops.DeleteSchema():
             return (_finding(Code.DL101, f"delete schema {subject}", subject, ()),)
         case _:
             assert_never(change)

@@ -20,22 +20,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, assert_never
 
+from reconciler import changes as ops
 from reconciler.client import PAGE_SIZE
 from reconciler.gates import gate_reasons
 from reconciler.model import Field, Schema
-from reconciler.plan import (
-    AddField,
-    AddRelationship,
-    Change,
-    CreateSchema,
-    DeleteField,
-    DeleteSchema,
-    Estimate,
-    Plan,
-    UpdateField,
-    UpdateRelationship,
-    UpdateSchema,
-)
+from reconciler.plan import Estimate, Plan
 from reconciler.props import Prop
 from reconciler.wire import field_to_api, field_update_to_api, relationship_to_api, schema_to_api
 
@@ -65,7 +54,7 @@ class Step:
     """
 
     slug: str
-    changes: tuple[Change, ...]
+    changes: tuple[ops.Change, ...]
     method: StepMethod
     schema_id: str | None = None
     body: Mapping[str, Any] | None = None
@@ -80,7 +69,7 @@ class Step:
 
 
 
-def request(change: Change) -> tuple[StepMethod, dict[str, Any]]:
+def request(change: ops.Change) -> tuple[StepMethod, dict[str, Any]]:
     """The write a change needs: its step's method and its part of that step's body (a create's is
     the whole schema; a delete's is empty, the path says it all). One ``case`` per change kind.
 
@@ -91,9 +80,9 @@ def request(change: Change) -> tuple[StepMethod, dict[str, Any]]:
     merges: an omitted one would be kept).
     """
     match change:
-        case CreateSchema():
+        case ops.CreateSchema():
             return StepMethod.CREATE, schema_to_api(change.after)
-        case UpdateSchema():
+        case ops.UpdateSchema():
             after, part = change.after, dict[str, Any]()
             if Prop.SLUG in change.changed:
                 part["slug"] = after.slug
@@ -102,26 +91,26 @@ def request(change: Change) -> tuple[StepMethod, dict[str, Any]]:
             if Prop.DESCRIPTION in change.changed:
                 part["description"] = after.description or ""
             return StepMethod.UPDATE, part
-        case UpdateField():
+        case ops.UpdateField():
             return StepMethod.UPDATE, {"fields": [field_update_to_api(change.after, change.before, change.changed)]}
-        case AddField():
+        case ops.AddField():
             return StepMethod.UPDATE, {"fields": [field_to_api(change.after)]}
-        case AddRelationship():
+        case ops.AddRelationship():
             return StepMethod.UPDATE, {"relationships": [relationship_to_api(change.after)]}
-        case UpdateRelationship():
+        case ops.UpdateRelationship():
             wire = relationship_to_api(change.after)
             if Prop.DESCRIPTION in change.changed and change.after.description is None:
                 wire["description"] = ""
             return StepMethod.UPDATE, {"relationships": [wire]}
-        case DeleteField():
+        case ops.DeleteField():
             return StepMethod.DELETE_FIELD, {}
-        case DeleteSchema():
+        case ops.DeleteSchema():
             return StepMethod.DELETE_SCHEMA, {}
         case _:
             assert_never(change)
 
 
-def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
+def _update_body(changes: Iterable[ops.Change]) -> dict[str, Any]:
     """One PUT body for all of a schema's in-place changes (their :func:`request` parts, merged)."""
     body: dict[str, Any] = {}
     for c in changes:
@@ -135,7 +124,7 @@ def _update_body(changes: Iterable[Change]) -> dict[str, Any]:
     return body
 
 
-def _creation_levels(creates: Sequence[CreateSchema]) -> tuple[list[list[CreateSchema]], dict[str, list[str]]]:
+def _creation_levels(creates: Sequence[ops.CreateSchema]) -> tuple[list[list[ops.CreateSchema]], dict[str, list[str]]]:
     """New schemas in dependency levels: a schema that another new schema's relationship points at
     is in an earlier level (each level is created concurrently, one level after the other).
 
@@ -148,7 +137,7 @@ def _creation_levels(creates: Sequence[CreateSchema]) -> tuple[list[list[CreateS
     level: dict[str, int] = {}
     on_path: set[str] = set()
 
-    def visit(c: CreateSchema) -> int:
+    def visit(c: ops.CreateSchema) -> int:
         if c.slug in level:
             return level[c.slug]
         on_path.add(c.slug)
@@ -167,7 +156,7 @@ def _creation_levels(creates: Sequence[CreateSchema]) -> tuple[list[list[CreateS
 
     for c in creates:
         visit(c)
-    levels: list[list[CreateSchema]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    levels: list[list[ops.CreateSchema]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for c in creates:
         levels[level[c.slug]].append(c)
     return levels, deferred
@@ -177,7 +166,7 @@ def _label_keys(f: Field) -> set[tuple[str, str]]:
     return {("singular", f.labels.singular.casefold()), ("plural", f.labels.plural.casefold())}
 
 
-def _early_deletes(in_place: Mapping[str, Sequence[Change]], field_deletes: Sequence[DeleteField]) -> set[str]:
+def _early_deletes(in_place: Mapping[str, Sequence[ops.Change]], field_deletes: Sequence[ops.DeleteField]) -> set[str]:
     """Keys of the field deletes that must run BEFORE the updates: the API wants field labels unique
     among a schema's live fields (U7), so a field that takes over the label of a deleted one (a field
     renamed by id, keeping its label) can only be written once the old one is gone."""
@@ -185,19 +174,19 @@ def _early_deletes(in_place: Mapping[str, Sequence[Change]], field_deletes: Sequ
     for d in field_deletes:
         freed = _label_keys(d.before)
         for c in in_place.get(d.slug, ()):
-            if isinstance(c, AddField | UpdateField) and _label_keys(c.after) & freed:
+            if isinstance(c, ops.AddField | ops.UpdateField) and _label_keys(c.after) & freed:
                 early.add(d.key)
     return early
 
 
-def _not_preflightable(changes: Sequence[Change], early: Sequence[DeleteField]) -> set[str]:
+def _not_preflightable(changes: Sequence[ops.Change], early: Sequence[ops.DeleteField]) -> set[str]:
     """Ids of the fields an update's preflight must leave out: those taking over a label that an
     early delete frees, and (transitively) those taking over a label of a field left out, which
     keeps its live label during the preflight."""
     held: set[tuple[str, str]] = set()
     for d in early:
         held |= _label_keys(d.before)
-    fields = [c for c in changes if isinstance(c, AddField | UpdateField)]
+    fields = [c for c in changes if isinstance(c, ops.AddField | ops.UpdateField)]
     out: set[str] = set()
     grew = True
     while grew:
@@ -205,7 +194,7 @@ def _not_preflightable(changes: Sequence[Change], early: Sequence[DeleteField]) 
         for c in fields:
             if c.field_id not in out and _label_keys(c.after) & held:
                 out.add(c.field_id)
-                if isinstance(c, UpdateField):
+                if isinstance(c, ops.UpdateField):
                     held |= _label_keys(c.before)
                 grew = True
     return out
@@ -234,22 +223,22 @@ def build_stages(plan: Plan) -> list[list[Step]]:
       relationships deferred from the creates (closing a cycle, or pointing at a renamed slug);
     * the other field deletes; schema deletes.
     """
-    creates: list[CreateSchema] = []
-    in_place: dict[str, list[Change]] = {}
-    field_deletes: list[DeleteField] = []
-    schema_deletes: list[DeleteSchema] = []
+    creates: list[ops.CreateSchema] = []
+    in_place: dict[str, list[ops.Change]] = {}
+    field_deletes: list[ops.DeleteField] = []
+    schema_deletes: list[ops.DeleteSchema] = []
     for c in plan.changes:
         method, _ = request(c)
-        if isinstance(c, CreateSchema):
+        if isinstance(c, ops.CreateSchema):
             creates.append(c)
-        elif isinstance(c, DeleteField):
+        elif isinstance(c, ops.DeleteField):
             field_deletes.append(c)
-        elif isinstance(c, DeleteSchema):
+        elif isinstance(c, ops.DeleteSchema):
             schema_deletes.append(c)
         else:
             assert method is StepMethod.UPDATE
             in_place.setdefault(c.slug, []).append(c)
-    renamed_to = {c.slug for c in plan.changes if isinstance(c, UpdateSchema) and c.renames}
+    renamed_to = {c.slug for c in plan.changes if isinstance(c, ops.UpdateSchema) and c.renames}
     new_slugs = {c.slug for c in creates} | renamed_to
 
     stages: list[list[Step]] = []
@@ -264,7 +253,7 @@ def build_stages(plan: Plan) -> list[list[Step]]:
             if later:
                 after = after.model_copy(update={"relationships": tuple(r for r in after.relationships
                                                                          if r.id not in later)})
-                adds = tuple(AddRelationship(slug=c.slug, relationship_id=r.id, after=r)
+                adds = tuple(ops.AddRelationship(slug=c.slug, relationship_id=r.id, after=r)
                              for r in c.after.relationships if r.id in later)
                 links.append(Step(c.slug, adds, StepMethod.UPDATE, body=_update_body(adds), counted=False))
             stage.append(Step(c.slug, (c,), StepMethod.CREATE, after=after))
@@ -283,7 +272,7 @@ def build_stages(plan: Plan) -> list[list[Step]]:
         body = _update_body(changes)
         step = Step(slug, tuple(changes), StepMethod.UPDATE, schema_id=changes[0].schema_id, body=body,
                     preflight=_preflight_body(body, new_slugs, claimed.get(slug, set())))
-        is_rename = any(isinstance(c, UpdateSchema) and c.renames for c in changes)
+        is_rename = any(isinstance(c, ops.UpdateSchema) and c.renames for c in changes)
         (renames if is_rename else updates).append(step)
     stages += [renames, updates, links]
     stages.append([Step(c.slug, (c,), StepMethod.DELETE_FIELD, schema_id=c.schema_id, field_id=c.field_id)
@@ -310,13 +299,13 @@ def rechecked(stages: Sequence[Sequence[Step]]) -> set[str]:
 
 
 
-def field_deletes_to_probe(plan: Plan, counted: Plan) -> list[DeleteField]:
+def field_deletes_to_probe(plan: Plan, counted: Plan) -> list[ops.DeleteField]:
     """The field deletes whose admin permission :meth:`reconciler.applyrun.Run._check_admin` asks the account about
     (empty: no request): none when ``counted`` (the plan as printed) holds a record total, read with
     the same admin-only list."""
-    deletes = [c for c in plan.changes if isinstance(c, DeleteField) and not c.blocked and c.schema_id]
+    deletes = [c for c in plan.changes if isinstance(c, ops.DeleteField) and not c.blocked and c.schema_id]
     if any(f.impact is not None and f.impact.total is not None
-           for c in counted.changes if isinstance(c, DeleteField) for f in c.findings):
+           for c in counted.changes if isinstance(c, ops.DeleteField) for f in c.findings):
         return []
     return deletes
 

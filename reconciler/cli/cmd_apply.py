@@ -11,34 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.cli.common import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_REFUSED,
-    CommandError,
-    Deadline,
-    Globals,
-    Project,
-    account_options,
-    cli,
-    client_for,
-    deadline_of,
-    env_option,
-    err,
-    fresh_plan,
-    global_options,
-    inert,
-    load_desired,
-    plan_options,
-    project_of,
-    read_plan,
-    render_plan,
-    run_async,
-    say_target,
-    sigterm_handler,
-    single_target,
-    step_summary,
-)
+from reconciler.cli import common
 
 if TYPE_CHECKING:
     from reconciler.applier import Approved
@@ -47,7 +20,7 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.planner import PlanOptions
 
-def _other_target_hint(p: Project, plan_url: str | None) -> str:
+def _other_target_hint(p: common.Project, plan_url: str | None) -> str:
     """What to pass so that a saved plan's account is the target (``--env production``)."""
     from reconciler.client import normalize_base_url
     from reconciler.config import SANDBOX_URL
@@ -64,10 +37,10 @@ def _other_target_hint(p: Project, plan_url: str | None) -> str:
     return "plan again for this target"
 
 
-@cli.command()
-@global_options
-@env_option
-@account_options
+@common.cli.command()
+@common.global_options
+@common.env_option
+@common.account_options
 @click.argument("planfile", required=False, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (needed when not on a TTY).")
 @click.option("--allow-data-loss", is_flag=True, help="Allow changes that delete records or field values (DL codes).")
@@ -77,47 +50,47 @@ def _other_target_hint(p: Project, plan_url: str | None) -> str:
 @click.option("--target", "targets", multiple=True, help="Apply only this schema slug (repeatable; globs).")
 @click.option("--exclude", "excludes", multiple=True, help="Leave this schema slug out (repeatable; globs).")
 @click.pass_obj
-def apply(g: Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rate: float | None,
+def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rate: float | None,
           timeout: float | None, planfile: Path | None, auto_approve: bool, allow_data_loss: bool,
           preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
     """Execute a fresh plan, or exactly the saved PLANFILE."""
-    p = project_of(g)
-    desired = load_desired(p)
-    target = single_target(p, envs, url, sandbox, rate, "apply")
-    say_target(target)
-    deadline = deadline_of(timeout)
+    p = common.project_of(g)
+    desired = common.load_desired(p)
+    target = common.single_target(p, envs, url, sandbox, rate, "apply")
+    common.say_target(target)
+    deadline = common.deadline_of(timeout)
     saved = planfile is not None
     if planfile is not None:
         if targets or excludes:
-            raise CommandError("--target/--exclude cannot narrow a saved plan: it is applied exactly as planned")
-        the_plan = read_plan(planfile)
-        options = plan_options(p, target, (), (), desired.empty)  # apply narrows as the saved plan was
+            raise common.CommandError("--target/--exclude cannot narrow a saved plan: it is applied exactly as planned")
+        the_plan = common.read_plan(planfile)
+        options = common.plan_options(p, target, (), (), desired.empty)  # apply narrows as the saved plan was
     else:
-        options = plan_options(p, target, targets, excludes, desired.empty)
+        options = common.plan_options(p, target, targets, excludes, desired.empty)
         # nobody reads the counts of a plan that is approved in advance, data loss included
         skip = ("apply --auto-approve --allow-data-loss does not wait for them"
                 if auto_approve and allow_data_loss else None)
-        the_plan = run_async(fresh_plan(target, desired, options, deadline, uncounted=skip))
-        click.echo(render_plan(the_plan, "text", g.use_color()))
+        the_plan = common.run_async(common.fresh_plan(target, desired, options, deadline, uncounted=skip))
+        click.echo(common.render_plan(the_plan, "text", g.use_color()))
 
     outcome: list[str] = []
     try:
         code = _apply_checked(g, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
                               preflight, deadline, outcome, planfile)
-    except CommandError as exc:
+    except common.CommandError as exc:
         outcome.append(_md("Apply failed: {}", str(exc)))
         raise
     finally:
         if outcome:
-            applied = render_plan(the_plan, "markdown", False).replace("### Reconciler plan", "#### The plan", 1)
-            step_summary("### Reconciler apply\n\n" + "\n\n".join(f"**{line}**" for line in outcome)
+            applied = common.render_plan(the_plan, "markdown", False).replace("### Reconciler plan", "#### The plan", 1)
+            common.step_summary("### Reconciler apply\n\n" + "\n\n".join(f"**{line}**" for line in outcome)
                           + "\n\n" + applied)
     return code
 
 
-def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
+def _apply_checked(g: common.Globals, p: common.Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
                    options: PlanOptions, allow_data_loss: bool, saved: bool, auto_approve: bool, preflight: bool,
-                   deadline: Deadline | None, outcome: list[str], planfile: Path | None) -> int:
+                   deadline: common.Deadline | None, outcome: list[str], planfile: Path | None) -> int:
     """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary
     (markdown: our own words, and any text from the API escaped by :func:`_md`)."""
     from reconciler.applier import ApplyRefused, WrongTarget, approve
@@ -132,25 +105,25 @@ def _apply_checked(g: Globals, p: Project, target: Target, the_plan: Plan, desir
         def host(u: str | None) -> str:
             return "the local sandbox" if u in (SANDBOX_URL, f"{SANDBOX_URL}/api/3") else str(u).removesuffix("/api/3")
 
-        raise CommandError(f"{planfile} was made for {host(exc.planned)}, not for {host(exc.actual)}: "
+        raise common.CommandError(f"{planfile} was made for {host(exc.planned)}, not for {host(exc.actual)}: "
                            f"{_other_target_hint(p, exc.planned)}") from None
     except ApplyRefused as exc:
         _refused(exc.reasons, outcome)
-        return EXIT_REFUSED
+        return common.EXIT_REFUSED
     if not the_plan.has_changes:
         if saved:
             click.echo("No changes. The account matches the files.")
         outcome.append("No changes. The account matches the files.")
-        return EXIT_OK
+        return common.EXIT_OK
     if not saved and not auto_approve:
         if not sys.stdin.isatty():
-            raise CommandError("apply needs --auto-approve when not run on a terminal (or apply a saved plan file)")
+            raise common.CommandError("apply needs --auto-approve when not run on a terminal (or apply a saved plan file)")
         click.echo("\nDo you want to perform these actions? Only 'yes' will be accepted.")
         if click.prompt("  Enter a value", default="", show_default=False).strip() != "yes":
             click.echo("Apply cancelled.")
             outcome.append("Apply cancelled.")
-            return EXIT_ERROR
-    return run_async(_apply(g, p, target, approved, desired, options, saved, preflight, deadline, outcome))
+            return common.EXIT_ERROR
+    return common.run_async(_apply(g, p, target, approved, desired, options, saved, preflight, deadline, outcome))
 
 
 def _md(template: str, *values: str) -> str:
@@ -161,9 +134,9 @@ def _md(template: str, *values: str) -> str:
 
 
 def _refused(reasons: list[str], outcome: list[str]) -> None:
-    err("Apply refused; nothing was changed:")
+    common.err("Apply refused; nothing was changed:")
     for line in reasons:
-        err(f"  {line}")
+        common.err(f"  {line}")
     outcome.append(_md("Apply refused; nothing was changed: {}", "; ".join(reasons)))
 
 
@@ -182,11 +155,11 @@ def _interrupts(control: Any) -> Iterator[None]:
         hits += 1
         n = control.in_flight
         if hits == 1:
-            err(f"Interrupt received: finishing {n} request{'s' if n != 1 else ''} in flight, starting nothing "
+            common.err(f"Interrupt received: finishing {n} request{'s' if n != 1 else ''} in flight, starting nothing "
                  "new (interrupt again to cancel them)")
             control.stop.set()
         else:
-            err(f"Second interrupt: cancelling {n} request{'s' if n != 1 else ''} in flight")
+            common.err(f"Second interrupt: cancelling {n} request{'s' if n != 1 else ''} in flight")
             control.abort.set()
 
     installed = []
@@ -201,11 +174,11 @@ def _interrupts(control: Any) -> Iterator[None]:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)  # puts back SIG_DFL for SIGTERM, not our handler:
         if signal.SIGTERM in installed:
-            signal.signal(signal.SIGTERM, sigterm_handler)  # the rest of the command stops as on Ctrl-C
+            signal.signal(signal.SIGTERM, common.sigterm_handler)  # the rest of the command stops as on Ctrl-C
 
 
-async def _apply(g: Globals, p: Project, target: Target, approved: Approved, desired: LoadedSchemas,
-                 options: PlanOptions, saved: bool, preflight: bool, deadline: Deadline | None,
+async def _apply(g: common.Globals, p: common.Project, target: Target, approved: Approved, desired: LoadedSchemas,
+                 options: PlanOptions, saved: bool, preflight: bool, deadline: common.Deadline | None,
                  outcome: list[str]) -> int:
     from reconciler.applier import (
         ApplyControl,
@@ -222,33 +195,33 @@ async def _apply(g: Globals, p: Project, target: Target, approved: Approved, des
     def progress(r: StepResult) -> None:
         mark = {"done": "done", "failed": "FAILED"}.get(r.status, r.status)
         for change in r.step.changes:
-            click.echo(inert(f"{r.step.slug}: {change.action} {change.describe} … {mark} {r.elapsed:.2f}s"))
+            click.echo(common.inert(f"{r.step.slug}: {change.action} {change.describe} … {mark} {r.elapsed:.2f}s"))
         if r.error:
-            click.echo(inert(f"    {r.error}"))
+            click.echo(common.inert(f"    {r.error}"))
 
     try:
         with apply_lock(target.url, target.db_path), _interrupts(control):
-            async with client_for(target, deadline) as client:
+            async with common.client_for(target, deadline) as client:
                 result = await apply_plan(
                     approved, client, desired=desired.schemas, options=options, saved=saved, on_step=progress,
                     control=control, preflight=preflight,
                 )
     except (StalePlan, PreflightFailed) as exc:
-        raise CommandError(f"{exc}. Nothing was changed.") from None
+        raise common.CommandError(f"{exc}. Nothing was changed.") from None
     except PreflightIncomplete as exc:
-        raise CommandError(str(exc)) from None
+        raise common.CommandError(str(exc)) from None
 
     if result.required_line:  # the account ignores required: said once, remembered for this target
         from reconciler.errors import ReconcilerError
         from reconciler.quirks import record_required_ignored
 
-        click.echo(inert(result.required_line))
+        click.echo(common.inert(result.required_line))
         outcome.append(_md("{}", result.required_line))
         if target.required is None:
             try:
                 record_required_ignored(target.url, p.root)
             except (OSError, ReconcilerError) as exc:
-                err(f"Warning: not recorded in .reconciler/quirks.json: {exc}")
+                common.err(f"Warning: not recorded in .reconciler/quirks.json: {exc}")
     added, changed, destroyed = result.counts()
     counts = f"{added} added, {changed} changed, {destroyed} destroyed"
     if result.stopped:
@@ -257,27 +230,27 @@ async def _apply(g: Globals, p: Project, target: Target, approved: Approved, des
         for r in result.results:
             for change in r.step.changes:
                 detail = f": {r.error}" if r.error else ""
-                click.echo(inert(f"  {r.status:<11} {r.step.slug}: {change.describe}{detail}"))
+                click.echo(common.inert(f"  {r.status:<11} {r.step.slug}: {change.describe}{detail}"))
         click.echo(f"Resources: {counts}. Run `reconciler plan` to see what is left; `apply` again converges.")
         outcome.append(f"Apply stopped: {counts}. Run apply again to converge.")
-        return EXIT_ERROR
+        return common.EXIT_ERROR
     if result.verify_error is not None:
         click.echo("")
-        click.echo(inert(f"Resources: {counts}, but the account could not be read back to verify them: "
+        click.echo(common.inert(f"Resources: {counts}, but the account could not be read back to verify them: "
                           f"{result.verify_error}"))
         click.echo("Run `reconciler plan` to check; `apply` again converges.")
         outcome.append("The writes were done but could not be verified.")
-        return EXIT_ERROR
+        return common.EXIT_ERROR
     if not result.verified:
         click.echo("")
         click.echo("The account still differs from the files after the writes:")
         assert result.remaining is not None
-        click.echo(render_plan(result.remaining, "text", g.use_color()))
+        click.echo(common.render_plan(result.remaining, "text", g.use_color()))
         outcome.append("The account still differs from the files after the writes.")
-        return EXIT_ERROR
+        return common.EXIT_ERROR
     click.echo("")
     click.echo(f"Apply complete! Resources: {counts}.")
     outcome.append(f"Apply complete! Resources: {counts}.")
-    return EXIT_OK
+    return common.EXIT_OK
 
 

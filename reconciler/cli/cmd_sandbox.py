@@ -7,14 +7,10 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import (
-    EXIT_OK,
-    CommandError,
-    cli,
-)
+from reconciler.cli import common
 
 
-@cli.group()
+@common.cli.group()
 def sandbox() -> None:
     """The embedded ActiveCampaign Custom Objects emulator."""
 
@@ -27,7 +23,7 @@ def _listen(host: str, port: int) -> Any:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise CommandError(f"cannot listen on {host}: {exc.strerror}") from None
+        raise common.CommandError(f"cannot listen on {host}: {exc.strerror}") from None
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -36,9 +32,9 @@ def _listen(host: str, port: int) -> Any:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise CommandError(f"port {port} on {host} is already in use: pick another with --port "
+            raise common.CommandError(f"port {port} on {host} is already in use: pick another with --port "
                                "(--port 0 picks a free one)") from None
-        raise CommandError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        raise common.CommandError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     return sock
 
 
@@ -67,12 +63,12 @@ def serve(host: str, port: int, db: Path | None, token: str | None, rate_limit: 
 
     if list_quirks:
         click.echo("\n".join(table()))
-        return EXIT_OK
+        return common.EXIT_OK
     try:
         Faults.parse(faults, seed)
         settings = apply_quirks(SandboxSettings.from_profile(profile), quirks)
     except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        raise common.CommandError(str(exc)) from None
     settings.faults, settings.fault_seed, settings.log_requests = faults, seed, log_requests
     if rate_limit is not None:
         settings.rate_limit = rate_limit
@@ -83,6 +79,6 @@ def serve(host: str, port: int, db: Path | None, token: str | None, rate_limit: 
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Sandbox listening on http://{shown}:{bound}/api/3 ({db or 'in memory'}, profile {profile})", err=True)
     run_server(sock=sock, db=str(db) if db else None, settings=settings)
-    return EXIT_OK
+    return common.EXIT_OK
 
 

@@ -17,22 +17,9 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, assert_never
 
+from reconciler import changes as ops
 from reconciler.model import Field, Relationship
-from reconciler.plan import (
-    Action,
-    AddField,
-    AddRelationship,
-    Change,
-    CreateSchema,
-    DeleteField,
-    DeleteSchema,
-    Noun,
-    Plan,
-    PlanError,
-    UpdateField,
-    UpdateRelationship,
-    UpdateSchema,
-)
+from reconciler.plan import Action, Noun, Plan, PlanError
 from reconciler.props import Prop
 from reconciler.render.words import plural
 
@@ -141,11 +128,11 @@ def relationship_brief(r: Relationship) -> str:
     return f"({r.namespace})"
 
 
-def property_lines(change: Change) -> list[str]:
+def property_lines(change: ops.Change) -> list[str]:
     """``labels.singular: "A" -> "B"`` for each changed property; options as additions."""
     lines = []
     for prop in change.changed:
-        if prop is Prop.OPTIONS and isinstance(change, UpdateField):
+        if prop is Prop.OPTIONS and isinstance(change, ops.UpdateField):
             lines.append("options: " + ", ".join(f"+ {fmt_value(v)}" for v in change.added_options))
             continue
         before, after = change.values(prop)
@@ -153,24 +140,24 @@ def property_lines(change: Change) -> list[str]:
     return lines
 
 
-def change_text(change: Change) -> tuple[str, list[str]]:
+def change_text(change: ops.Change) -> tuple[str, list[str]]:
     """A change's head line (without its symbol) and its property lines, one ``case`` per kind.
 
     ``('field "x"', ['labels.singular: "A" -> "B"'])``; a single property is joined onto the head
     by the renderers.
     """
     match change:
-        case CreateSchema(after=s) | DeleteSchema(before=s):
+        case ops.CreateSchema(after=s) | ops.DeleteSchema(before=s):
             head = f'schema "{change.slug}" ({s.labels.singular} / {s.labels.plural})'
-        case UpdateSchema():
+        case ops.UpdateSchema():
             head = f'schema "{change.slug}"'
-        case AddField(after=f) | DeleteField(before=f):
+        case ops.AddField(after=f) | ops.DeleteField(before=f):
             head = f'field "{change.field_id}" {field_brief(f)}'
-        case UpdateField():
+        case ops.UpdateField():
             head = f'field "{change.field_id}"'
-        case AddRelationship():
+        case ops.AddRelationship():
             head = f'relationship "{change.relationship_id}" {relationship_brief(change.after)}'
-        case UpdateRelationship():
+        case ops.UpdateRelationship():
             head = f'relationship "{change.relationship_id}"'
         case _:
             assert_never(change)
@@ -183,15 +170,15 @@ class SchemaBlock:
 
     slug: str
     symbol: Action
-    schema_change: CreateSchema | UpdateSchema | DeleteSchema | None = None
-    items: list[Change | PlanError] = field(default_factory=list)
+    schema_change: ops.CreateSchema | ops.UpdateSchema | ops.DeleteSchema | None = None
+    items: list[ops.Change | PlanError] = field(default_factory=list)
     hidden_fields: int = 0
     hidden_relationships: int = 0
 
     @property
-    def changes(self) -> list[Change]:
+    def changes(self) -> list[ops.Change]:
         out = [self.schema_change] if self.schema_change is not None else []
-        return out + [i for i in self.items if isinstance(i, Change)]
+        return out + [i for i in self.items if isinstance(i, ops.Change)]
 
     @property
     def errors(self) -> list[PlanError]:
@@ -206,7 +193,7 @@ _NOUN_RANK = {Noun.SCHEMA: 0, Noun.FIELD: 1, Noun.RELATIONSHIP: 2}
 _ACTION_RANK = {Action.ADD: 0, Action.UPDATE: 1, Action.DELETE: 2}
 
 
-def _item_key(item: Change | PlanError) -> tuple[int, str, int]:
+def _item_key(item: ops.Change | PlanError) -> tuple[int, str, int]:
     kind_rank = 99 if isinstance(item, PlanError) else _ACTION_RANK[item.act]
     return _NOUN_RANK[item.noun], item.subject_id or "", kind_rank
 
@@ -216,7 +203,7 @@ def schema_blocks(plan: Plan) -> list[SchemaBlock]:
     blocks: dict[str, SchemaBlock] = {}
     for c in plan.changes:
         b = blocks.setdefault(c.slug, SchemaBlock(c.slug, Action.UPDATE))
-        if isinstance(c, CreateSchema | UpdateSchema | DeleteSchema):
+        if isinstance(c, ops.CreateSchema | ops.UpdateSchema | ops.DeleteSchema):
             b.schema_change = c
         else:
             b.items.append(c)
@@ -228,7 +215,7 @@ def schema_blocks(plan: Plan) -> list[SchemaBlock]:
         counts = plan.unchanged.get(b.slug)
         if counts is not None:
             b.hidden_fields, b.hidden_relationships = counts.fields, counts.relationships
-        if isinstance(b.schema_change, CreateSchema | DeleteSchema):
+        if isinstance(b.schema_change, ops.CreateSchema | ops.DeleteSchema):
             b.symbol = b.schema_change.symbol
         else:
             b.symbol = Action.UPDATE if b.changes else Action.BLOCKED
