@@ -25,6 +25,7 @@ from reconciler.model import Schema
 from reconciler.plan import NotAPlanFile, Plan, PlanFileError, canonical_json
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
+from reconciler.render import render_drift
 from reconciler.sandbox import SandboxSettings, create_app
 from tests.conftest import TOKEN
 from tests.support.apply import asgi_client, field, live_of, plan_against, schema
@@ -271,7 +272,7 @@ def test_a_drift_report_is_not_a_plan_file() -> None:
     live = {s.slug: s for s in live_docs()}
     report = compute_drift(desired_docs(), live, OPTIONS, checked_at="2026-06-01T12:00:00Z")
     with pytest.raises(NotAPlanFile) as caught:
-        Plan.from_json(report.to_json(), source="drift.json")
+        Plan.from_json(render_drift(report, "json"), source="drift.json")
     assert str(caught.value) == ("drift.json is a drift report, not a plan file (make a plan with reconciler "
                                  "plan --out)")
     with pytest.raises(PlanFileError, match=r"^other\.json is not a plan file: it has no format_version"):

@@ -146,9 +146,7 @@ def test_many_files_take_a_constant_number_of_git_runs(tmp_path: Path, monkeypat
         return real_popen(cmd, *a, **kw)
 
     monkeypatch.setattr(gitinfo.subprocess, "Popen", popen)
-    started = time.monotonic()
     got = file_histories(paths)
-    assert time.monotonic() - started < 5
     assert len(got) == 300 and all(h.committed == 1_600_000_000 for h in got.values())
     assert got[repo / "schemas" / "s007.yaml"].modified is not None
     assert sum(1 for h in got.values() if h.modified is not None) == 1
