@@ -1,7 +1,8 @@
 """``create_app``: the FastAPI application of the sandbox, its layers and its error handlers.
 
-Layers, outermost first: request log (traffic) -> faults -> auth, rate limit and body size (gate)
--> routes. The sandbox's OpenAPI document is served at ``openapi.OPENAPI_PATH``.
+Layers, outermost first: the web interface's split (its pages never reach the API layers) ->
+request log (traffic) -> faults -> auth, rate limit and body size (gate) -> routes. The sandbox's
+OpenAPI document is served at ``openapi.OPENAPI_PATH``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from reconciler.sandbox.settings import SandboxSettings
 from reconciler.sandbox.state import SandboxState
 from reconciler.sandbox.store import Store
 from reconciler.sandbox.traffic import TrafficMiddleware, printer
+from reconciler.sandbox.ui import UiSplit
 from reconciler.sandbox.wire import BadRequest, BodyTooLarge, NotFound, bad_request, message, unprocessable
 
 
@@ -51,6 +53,9 @@ async def _server_error(_request: Request, _exc: Exception) -> Response:
     return message(500)
 
 
+#: The OpenAPI title: how a client tells a served sandbox from a real account (``seed-records``).
+TITLE = "ActiveCampaign Custom Objects sandbox"
+
 def create_app(settings: SandboxSettings | None = None, store: Store | None = None) -> FastAPI:
     """A sandbox app. Without ``store`` it uses a fresh in-memory database. The app's
     ``state.sandbox`` (a :class:`SandboxState`) holds settings, store, traffic, limiter, faults."""
@@ -58,7 +63,7 @@ def create_app(settings: SandboxSettings | None = None, store: Store | None = No
     state = SandboxState(settings=settings, store=store if store is not None else Store(":memory:"))
     if settings.seed_unknown_type_schema:
         seed_unknown_type_schema(state.store)
-    app = FastAPI(title="ActiveCampaign Custom Objects sandbox", docs_url=None, redoc_url=None,
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None,
                   openapi_url=openapi.OPENAPI_PATH)
     app.state.sandbox = state
     for router in (api_schemas.router, api_records.router, api_contacts.router):
@@ -76,4 +81,5 @@ def create_app(settings: SandboxSettings | None = None, store: Store | None = No
     app.add_middleware(FaultMiddleware, faults=lambda: state.faults, settings=lambda: state.settings)
     app.add_middleware(TrafficMiddleware, traffic=state.traffic,
                        on_done=printer() if settings.log_requests else None)
+    app.add_middleware(UiSplit, sandbox=lambda: app.state.sandbox)
     return app

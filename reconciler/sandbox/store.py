@@ -457,6 +457,16 @@ class Store:
         rows = self._query("SELECT doc FROM contacts WHERE email = ?", (email,))
         return json.loads(rows[0][0]) if rows else None
 
+    def get_contacts(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The contact documents of ``ids`` by id (unknown ids are left out)."""
+        nums = sorted(set(ids))
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(nums), 500):  # below SQLite's bound-parameter limit
+            chunk = nums[start:start + 500]
+            rows = self._query(f"SELECT id, doc FROM contacts WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update((int(cid), json.loads(doc)) for cid, doc in rows)
+        return found
+
     def contact_exists(self, contact_id: int) -> bool:
         return bool(self._query("SELECT 1 FROM contacts WHERE id = ?", (contact_id,)))
 

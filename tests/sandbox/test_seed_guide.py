@@ -13,6 +13,7 @@ import uuid
 import httpx
 
 from reconciler.sandbox import running_sandbox
+from tests.support.guide import guide_record
 
 from .helpers import SCHEMAS, quiet_settings
 
@@ -44,21 +45,6 @@ ONLINE_ORDER = {
                            "namespace": "contacts", "hasMany": False}],
     }
 }
-
-
-def _record(contact_id: str, status: str) -> dict:
-    return {"record": {
-        "externalId": "online-order-1234",
-        "fields": [
-            {"id": "order-number", "value": 1234},
-            {"id": "order-date", "value": "2026-05-21T11:14:25Z"},
-            {"id": "order-instructions", "value": "Leave at the door"},
-            {"id": "order-total", "value": 99.5},
-            {"id": "order-link", "value": "https://shop.example/orders/1234"},
-            {"id": "order-ship-status", "value": status},
-        ],
-        "relationships": {"primary-contact": [int(contact_id)]},
-    }}
 
 
 def test_seed_guide_flow() -> None:
@@ -93,13 +79,13 @@ def test_seed_guide_flow() -> None:
         assert c.post("/api/3/contact/sync", json={"contact": {"email": "jane@example.com"}}).status_code == 200
 
         records = f"/api/3/customObjects/records/{s['id']}"
-        r = c.post(records, json=_record(contact_id, "Received"))
+        r = c.post(records, json=guide_record(contact_id, "Received"))
         assert r.status_code == 201
         first = r.json()["record"]
         assert first["externalId"] == "online-order-1234" and first["schemaId"] == s["id"]
         assert first["relationships"] == {"primary-contact": [contact_id]}
 
-        second_body = _record(contact_id, "Shipped")
+        second_body = guide_record(contact_id, "Shipped")
         second_body["record"]["fields"] = [{"id": "order-ship-status", "value": "Shipped"},
                                            {"id": "order-number", "value": 1234}]
         r = c.post(records, json=second_body)
