@@ -84,13 +84,7 @@ def export(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: b
     p = common.project_of(g)
     target = common.single_target(p, envs, url, sandbox, rate, "export")
     common.err(target.describe())
-    deadline = common.deadline_of(timeout)
-
-    async def fetch() -> list[Any]:
-        async with common.client_for(target, deadline) as client:
-            return await client.list_schemas()
-
-    live = common.run_async(fetch())
+    live = common.live_schemas(target, timeout)
     if not live:
         click.echo("The account has no schemas: nothing to export.")
         return common.EXIT_OK

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from reconciler.client import Client
     from reconciler.config import Target
     from reconciler.files import LoadedSchemas
+    from reconciler.model import Schema
     from reconciler.plan import Plan
     from reconciler.planner import PlanOptions
     from reconciler.project import ProjectConfig
@@ -160,6 +161,17 @@ def client_for(target: Target, deadline: Deadline | None) -> Client:
     token's variable."""
     limits: dict[str, Any] = {} if deadline is None else {"deadline": deadline.at, "deadline_label": deadline.label}
     return target.client(on_wait=_wait_line, **limits)
+
+
+def live_schemas(target: Target, timeout: float | None) -> list[Schema]:
+    """Every schema the account holds (``export``, ``graph --live``)."""
+    deadline = deadline_of(timeout)
+
+    async def fetch() -> list[Schema]:
+        async with client_for(target, deadline) as client:
+            return await client.list_schemas()
+
+    return run_async(fetch())
 
 
 def plan_options(p: Project, target: Target, targets: tuple[str, ...], excludes: tuple[str, ...],

@@ -3,7 +3,8 @@
 A plan: a heading, the summary line in bold, what applying it costs (when stated at a rate), a
 ``| Action | Count |`` table, the risks (codes in bold
 with their counts), the errors with their hints, then one ``<details>`` section per schema holding its
-changes as a ``diff`` code block (GitHub colours ``+``/``-`` lines), and the notes. A drift report: a
+changes as a ``diff`` code block (GitHub colours ``+``/``-`` lines), a Mermaid diagram of the schemas
+the plan changes (:func:`_diagram_lines`), and the notes. A drift report: a
 heading, the summary, a counts table and one table row per difference.
 
 Escaping, the one definition for every markdown output (the CLI's too): text from the account or the
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.plan import Change, CreateSchema, Plan, PlanError
 from reconciler.render import SchemaBlock, change_text, drift_groups, field_brief, schema_blocks
+from reconciler.render.graph import plan_diagram, to_mermaid
 from reconciler.render.text import inert
 from reconciler.render.words import (
     drift_message,
@@ -50,7 +52,8 @@ from reconciler.render.words import (
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
 
-__all__ = ["Md", "md", "md_code", "md_fence", "md_html", "md_text", "render_drift_markdown", "render_markdown"]
+__all__ = ["DIAGRAM_MAX_CHARS", "DIAGRAM_MAX_SCHEMAS", "Md", "md", "md_code", "md_fence", "md_html", "md_text",
+           "render_drift_markdown", "render_markdown"]
 
 
 class Md(str):
@@ -206,6 +209,39 @@ def _block_summary(b: SchemaBlock) -> Md:
     return Md(f"<code>{b.symbol}</code> <b>{md_html(b.slug)}</b> ({what}): {md_html(', '.join(parts))}")
 
 
+#: Past either size the plan's diagram is left out, with a line saying so. Mermaid refuses a source
+#: over 50,000 characters (its ``maxTextSize``) and GitHub a comment over 65,536; 15,000 leaves the
+#: plan itself most of the comment. Past some 30 boxes an ER diagram drawn at the width of a comment
+#: is too small to read.
+DIAGRAM_MAX_SCHEMAS = 30
+DIAGRAM_MAX_CHARS = 15_000
+
+
+def _diagram_lines(plan: Plan) -> list[Md]:
+    """``#### Diagram`` and a ``mermaid`` block of the schemas the plan changes (none: nothing).
+
+    Created, deleted and changed parts are marked in words (``· create``, ``added``, …), not with
+    ``classDef``/``style``: GitHub draws with a Mermaid version of its own choosing, and ``erDiagram``
+    gained styling only recently, so a style line could stop the whole diagram from rendering.
+    """
+    d = plan_diagram(plan)
+    n = d.schema_count
+    if not n:
+        return []
+    lines = [md("#### Diagram"), md("")]
+    source = to_mermaid(d)
+    if n > DIAGRAM_MAX_SCHEMAS:
+        lines.append(md("Diagram left out: the plan changes {} schemas, more than the {} drawn here.",
+                        f"{n:,}", DIAGRAM_MAX_SCHEMAS))
+    elif len(source) > DIAGRAM_MAX_CHARS:
+        lines.append(md("Diagram left out: it is {} characters of Mermaid, more than the {} drawn here.",
+                        f"{len(source):,}", f"{DIAGRAM_MAX_CHARS:,}"))
+    else:
+        lines += md_fence(source.splitlines(), "mermaid")
+    lines.append(md(""))
+    return lines
+
+
 def render_markdown(plan: Plan) -> str:
     """The plan as GitHub-flavoured Markdown."""
     s = plan.summary
@@ -266,6 +302,7 @@ def render_markdown(plan: Plan) -> str:
         doc.add()
         doc.add("</details>")
         doc.add()
+    doc.extend(_diagram_lines(plan))
 
     if plan.notes:
         doc.add("#### Notes")
