@@ -19,6 +19,29 @@ if TYPE_CHECKING:
     from reconciler.files import LoadedSchemas
     from reconciler.plan import Plan
     from reconciler.planner import PlanOptions
+    from reconciler.render.events import EventStream
+
+
+class _Out:
+    """Where apply reports: lines for a person on standard output, or, with ``--json``, events
+    (JSON lines, :mod:`reconciler.render.events`) and nothing else there."""
+
+    def __init__(self, events: EventStream | None) -> None:
+        self.events = events
+
+    def line(self, text: str = "") -> None:
+        if self.events is None:
+            click.echo(text)
+
+    def event(self, type_: str, message: str, **data: Any) -> None:
+        if self.events is not None:
+            self.events.emit(type_, message, **data)
+
+    def summary(self, outcome: str, message: str, code: int, counts: tuple[int, int, int] = (0, 0, 0)) -> None:
+        added, changed, destroyed = counts
+        self.event("summary", message, outcome=outcome, added=added, changed=changed, destroyed=destroyed,
+                   exit_code=code)
+
 
 def _other_target_hint(p: common.Project, plan_url: str | None) -> str:
     """What to pass so that a saved plan's account is the target (``--env production``)."""
@@ -49,15 +72,38 @@ def _other_target_hint(p: common.Project, plan_url: str | None) -> str:
                    "schema read again right before its first delete. The plan says what it costs.")
 @click.option("--target", "targets", multiple=True, help="Apply only this schema slug (repeatable; globs).")
 @click.option("--exclude", "excludes", multiple=True, help="Leave this schema slug out (repeatable; globs).")
+@click.option("--json", "json_out", is_flag=True,
+              help="Report as JSON lines, one event each (version, target, planned, refused, step, summary); "
+                   "needs --auto-approve or PLANFILE.")
 @click.pass_obj
 def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rate: float | None,
           timeout: float | None, planfile: Path | None, auto_approve: bool, allow_data_loss: bool,
-          preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
+          preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...], json_out: bool) -> int:
     """Execute a fresh plan, or exactly the saved PLANFILE."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.render.events import EVENTS_VERSION, EventStream
+
+    if json_out and planfile is None and not auto_approve:
+        raise common.CommandError("apply --json needs --auto-approve or a saved PLANFILE: it cannot ask for "
+                                  "confirmation")
+    out = _Out(EventStream(click.echo) if json_out else None)
+    out.event("version", f"reconciler {common.__version__}", reconciler=common.__version__, events=EVENTS_VERSION)
+    try:
+        return _apply_command(g, out, envs, url, sandbox, rate, timeout, planfile, auto_approve, allow_data_loss,
+                              preflight, targets, excludes)
+    except (common.CommandError, ReconcilerError) as exc:
+        out.summary("error", str(exc), getattr(exc, "code", common.EXIT_ERROR))
+        raise
+
+
+def _apply_command(g: common.Globals, out: _Out, envs: tuple[str, ...], url: str | None, sandbox: bool,
+                   rate: float | None, timeout: float | None, planfile: Path | None, auto_approve: bool,
+                   allow_data_loss: bool, preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
     p = common.project_of(g)
     desired = common.load_desired(p)
     target = common.single_target(p, envs, url, sandbox, rate, "apply")
-    common.say_target(target)
+    common.say_target(target, "text" if out.events is None else "stderr")
+    out.event("target", target.describe(), name=target.name, url=target.url)
     deadline = common.deadline_of(timeout)
     saved = planfile is not None
     if planfile is not None:
@@ -71,11 +117,17 @@ def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bo
         skip = ("apply --auto-approve --allow-data-loss does not wait for them"
                 if auto_approve and allow_data_loss else None)
         the_plan = common.run_async(common.fresh_plan(target, desired, options, deadline, uncounted=skip))
-        click.echo(common.render_plan(the_plan, "text", g.use_color()))
+        out.line(common.render_plan(the_plan, "text", g.use_color()))
+    from reconciler.render.words import summary_line
+
+    out.event("planned", summary_line(the_plan),
+              summary=dict(the_plan.summary),
+              changes=[{"key": c.key, "kind": c.kind, "action": c.act.name.lower(), "describe": c.describe}
+                       for c in the_plan.changes])
 
     outcome: list[str] = []
     try:
-        code = _apply_checked(g, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
+        code = _apply_checked(g, out, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
                               preflight, deadline, outcome, planfile)
     except common.CommandError as exc:
         outcome.append(_md("Apply failed: {}", str(exc)))
@@ -88,7 +140,7 @@ def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bo
     return code
 
 
-def _apply_checked(g: common.Globals, p: common.Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
+def _apply_checked(g: common.Globals, out: _Out, p: common.Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
                    options: PlanOptions, allow_data_loss: bool, saved: bool, auto_approve: bool, preflight: bool,
                    deadline: common.Deadline | None, outcome: list[str], planfile: Path | None) -> int:
     """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary
@@ -109,11 +161,14 @@ def _apply_checked(g: common.Globals, p: common.Project, target: Target, the_pla
                            f"{_other_target_hint(p, exc.planned)}") from None
     except ApplyRefused as exc:
         _refused(exc.reasons, outcome)
+        out.event("refused", "Apply refused; nothing was changed", reasons=list(exc.reasons))
+        out.summary("refused", "Apply refused; nothing was changed.", common.EXIT_REFUSED)
         return common.EXIT_REFUSED
     if not the_plan.has_changes:
         if saved:
-            click.echo("No changes. The account matches the files.")
+            out.line("No changes. The account matches the files.")
         outcome.append("No changes. The account matches the files.")
+        out.summary("no_changes", "No changes. The account matches the files.", common.EXIT_OK)
         return common.EXIT_OK
     if not saved and not auto_approve:
         if not sys.stdin.isatty():
@@ -123,7 +178,8 @@ def _apply_checked(g: common.Globals, p: common.Project, target: Target, the_pla
             click.echo("Apply cancelled.")
             outcome.append("Apply cancelled.")
             return common.EXIT_ERROR
-    return common.run_async(_apply(g, p, target, approved, desired, options, saved, preflight, deadline, outcome))
+    return common.run_async(_apply(g, out, p, target, approved, desired, options, saved, preflight, deadline,
+                                   outcome))
 
 
 def _md(template: str, *values: str) -> str:
@@ -177,7 +233,7 @@ def _interrupts(control: Any) -> Iterator[None]:
             signal.signal(signal.SIGTERM, common.sigterm_handler)  # the rest of the command stops as on Ctrl-C
 
 
-async def _apply(g: common.Globals, p: common.Project, target: Target, approved: Approved, desired: LoadedSchemas,
+async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target, approved: Approved, desired: LoadedSchemas,
                  options: PlanOptions, saved: bool, preflight: bool, deadline: common.Deadline | None,
                  outcome: list[str]) -> int:
     from reconciler.applier import (
@@ -195,9 +251,13 @@ async def _apply(g: common.Globals, p: common.Project, target: Target, approved:
     def progress(r: StepResult) -> None:
         mark = {"done": "done", "failed": "FAILED"}.get(r.status, r.status)
         for change in r.step.changes:
-            click.echo(common.inert(f"{r.step.slug}: {change.action} {change.describe} … {mark} {r.elapsed:.2f}s"))
+            text = f"{r.step.slug}: {change.action} {change.describe} … {mark} {r.elapsed:.2f}s"
+            out.line(common.inert(text))
+            out.event("step", text, key=change.key, kind=change.kind, action=change.act.name.lower(),
+                      slug=r.step.slug, describe=change.describe, status=r.status, elapsed_s=round(r.elapsed, 3),
+                      error=r.error)
         if r.error:
-            click.echo(common.inert(f"    {r.error}"))
+            out.line(common.inert(f"    {r.error}"))
 
     try:
         with apply_lock(target.url, target.db_path), _interrupts(control):
@@ -215,7 +275,7 @@ async def _apply(g: common.Globals, p: common.Project, target: Target, approved:
         from reconciler.errors import ReconcilerError
         from reconciler.quirks import record_required_ignored
 
-        click.echo(common.inert(result.required_line))
+        out.line(common.inert(result.required_line))
         outcome.append(_md("{}", result.required_line))
         if target.required is None:
             try:
@@ -225,32 +285,39 @@ async def _apply(g: common.Globals, p: common.Project, target: Target, approved:
     added, changed, destroyed = result.counts()
     counts = f"{added} added, {changed} changed, {destroyed} destroyed"
     if result.stopped:
-        click.echo("")
-        click.echo("Apply stopped" + (" (interrupted)" if result.interrupted else "") + ":")
+        out.line("")
+        out.line("Apply stopped" + (" (interrupted)" if result.interrupted else "") + ":")
         for r in result.results:
             for change in r.step.changes:
                 detail = f": {r.error}" if r.error else ""
-                click.echo(common.inert(f"  {r.status:<11} {r.step.slug}: {change.describe}{detail}"))
-        click.echo(f"Resources: {counts}. Run `reconciler plan` to see what is left; `apply` again converges.")
+                out.line(common.inert(f"  {r.status:<11} {r.step.slug}: {change.describe}{detail}"))
+        out.line(f"Resources: {counts}. Run `reconciler plan` to see what is left; `apply` again converges.")
         outcome.append(f"Apply stopped: {counts}. Run apply again to converge.")
+        out.summary("interrupted" if result.interrupted else "stopped",
+                    f"Apply stopped: {counts}. Run apply again to converge.", common.EXIT_ERROR, result.counts())
         return common.EXIT_ERROR
     if result.verify_error is not None:
-        click.echo("")
-        click.echo(common.inert(f"Resources: {counts}, but the account could not be read back to verify them: "
+        out.line("")
+        out.line(common.inert(f"Resources: {counts}, but the account could not be read back to verify them: "
                           f"{result.verify_error}"))
-        click.echo("Run `reconciler plan` to check; `apply` again converges.")
+        out.line("Run `reconciler plan` to check; `apply` again converges.")
         outcome.append("The writes were done but could not be verified.")
+        out.summary("unverified", f"Resources: {counts}, but the account could not be read back to verify them: "
+                    f"{result.verify_error}", common.EXIT_ERROR, result.counts())
         return common.EXIT_ERROR
     if not result.verified:
-        click.echo("")
-        click.echo("The account still differs from the files after the writes:")
+        out.line("")
+        out.line("The account still differs from the files after the writes:")
         assert result.remaining is not None
-        click.echo(common.render_plan(result.remaining, "text", g.use_color()))
+        out.line(common.render_plan(result.remaining, "text", g.use_color()))
         outcome.append("The account still differs from the files after the writes.")
+        out.summary("differs", "The account still differs from the files after the writes.", common.EXIT_ERROR,
+                    result.counts())
         return common.EXIT_ERROR
-    click.echo("")
-    click.echo(f"Apply complete! Resources: {counts}.")
+    out.line("")
+    out.line(f"Apply complete! Resources: {counts}.")
     outcome.append(f"Apply complete! Resources: {counts}.")
+    out.summary("applied", f"Apply complete! Resources: {counts}.", common.EXIT_OK, result.counts())
     return common.EXIT_OK
 
 
