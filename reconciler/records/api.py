@@ -144,7 +144,7 @@ def records_path(schema_id: str) -> str:
 
 def not_blank(field_id: str) -> dict[str, str]:
     """The list filter of the records that hold a value in ``field_id`` (§7.4)."""
-    return {f"filters[fields.{field_id}][not_blank]": "1"}
+    return {f"filters[fields.{field_id}][not_blank]": "true"}  # as the plan's impact count asks (changes.ImpactQuery)
 
 
 @dataclass(frozen=True)
