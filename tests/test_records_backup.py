@@ -123,3 +123,24 @@ def test_default_directory_is_under_the_project() -> None:
 
     d = default_backup_dir(Path("/p"), "prod/eu 1", datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC))
     assert d == Path("/p/.reconciler/backups/20260501T120000Z-prod-eu-1")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_backup_under_faults_is_whole(tmp_path: Path, seed: int) -> None:
+    """30% 429/503 and dropped connections on the list reads: the backup still holds each record once."""
+    from reconciler.sandbox.testing import running_sandbox
+    from tests.conftest import profile_settings
+
+    settings = profile_settings("pessimistic", faults="429=0.1,503=0.1,drop=0.1", fault_seed=seed,
+                                retry_after_s=0.0)
+    with running_sandbox(settings) as sb:
+        async def go() -> Any:
+            async with client_of(sb, max_retries=12) as c:
+                schema = await create_orders(c)
+                seed_orders(sb, schema, 1500, 700)
+                return await backup_records(c, schema, ["order-instructions"], tmp_path / "b", expected=700)
+
+        backup = asyncio.run(go())
+        assert any(e.fault for e in sb.traffic.log)
+    recs = lines(tmp_path / "b" / "online-order.order-instructions.ndjson")
+    assert backup.total == 700 and len({r["id"] for r in recs}) == 700
