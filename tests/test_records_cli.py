@@ -60,7 +60,7 @@ def test_import_into_another_account_twice(cli: Cli, sandbox: Any) -> None:
                 await create_orders(c)
 
         asyncio.run(make())
-        r = cli("records", "import", "online-order", "a.ndjson", "--url", other.url, "--drop-relationships")
+        r = cli("records", "import", "online-order", "a.ndjson", "--url", other.url, "--drop-relationships", "--rate", "100")
         assert r.code == 0, r.err
         assert r.out.splitlines()[-1] == "Imported a.ndjson into online-order: 25 created, 0 updated, 0 unchanged, 0 failed."
         posts = record_posts(other)
@@ -92,7 +92,7 @@ def test_restore_into_a_recreated_field(cli: Cli, sandbox: Any) -> None:
     asyncio.run(prepare())
     r = cli("records", "restore", "backup", "--field", "order-instructions")
     assert r.code == 1 and "--field and --into go in pairs" in r.err
-    r = cli("records", "restore", "backup", "--field", "order-instructions", "--into", "order-notes")
+    r = cli("records", "restore", "backup", "--field", "order-instructions", "--into", "order-notes", "--rate", "100")
     assert r.code == 0, r.err
     assert r.out.splitlines()[-1] == ("Restored backup: 11 restored, 0 already held the value, 0 missing, 0 failed.")
     r = cli("records", "restore", "backup/manifest.json", "--field", "order-instructions", "--into", "order-notes")
