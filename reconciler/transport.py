@@ -460,14 +460,19 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         """Any request, with the client's auth, limiter, retries and errors; the parsed body (or ``None``).
 
-        GET/PUT/DELETE/HEAD are retried; POST/PATCH only when surely not processed (429, refused connection).
+        GET/PUT/DELETE/HEAD are retried; POST/PATCH only when surely not processed (429, refused
+        connection), unless the caller knows the request is safe to repeat (``idempotent=True``: a
+        record upsert that names its record is an update, whatever the method).
         """
         method = method.upper()
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         response = await self._request(method, path, params=params, json=json, headers=headers, ok=(),
-                                       idempotent=method in ("GET", "HEAD", "PUT", "DELETE"))
+                                       idempotent=idempotent)
         return self._json(response, method, path)
 
 

@@ -6,21 +6,21 @@ A record is read into :class:`Record`, a small pydantic model that keeps every k
 Retries: ``request_json`` repeats GETs, but a POST only when it was surely not processed (a 429, a
 refused connection). Every upsert this package sends names its record, by ``externalId`` or by the
 ``id`` of a record that exists; by the §7.2 matrix (cases 1, 3 and 4) such an upsert is an update,
-so sending it twice leaves the same record as sending it once. :func:`upsert_record` therefore
-repeats it itself after an ambiguous failure (a 5xx, a lost response), ``repeat_keyed`` times. An
-upsert that names neither would create a record each time it is processed: it is sent once.
+so sending it twice leaves the same record as sending it once: :func:`upsert_record` tells the
+client so (``idempotent=True``), and the client's one retry loop repeats it after an ambiguous
+failure (a 5xx, a lost response) too. An upsert that names neither would create a record each time
+it is processed: it is repeated only when surely not processed.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from reconciler.errors import NotFound, ReconcilerError, ServerError, TransportFailure, UnexpectedResponse
+from reconciler.errors import NotFound, ReconcilerError, UnexpectedResponse
 from reconciler.urls import quote_segment
 
 if TYPE_CHECKING:
@@ -217,29 +217,16 @@ async def get_record_by_external(client: Client, schema_id: str, external_id: st
         return None
 
 
-#: Attempts of a keyed upsert after an ambiguous failure (see the module docstring).
-REPEAT_KEYED = 6
-
-
-async def upsert_record(client: Client, schema_id: str, body: Mapping[str, Any], *,
-                        repeat_keyed: int = REPEAT_KEYED,
-                        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> Record:
+async def upsert_record(client: Client, schema_id: str, body: Mapping[str, Any]) -> Record:
     """POST ``{"record": body}`` (201, create or update by the §7.2 matrix; the fields are replaced
     whole). The answer's record may lack ``id`` (live, U13). A body with an ``id`` or an
-    ``externalId`` is sent again after a 5xx or a lost response (an update, safe to repeat), after
-    a short growing wait; one without either is sent once."""
+    ``externalId`` names its record, so the upsert is an update and the client's retries may send it
+    again after a 5xx or a lost response; one without either is sent again only when surely not
+    processed (a repeat could create a second record)."""
     path = records_path(schema_id)
     keyed = bool(body.get("externalId") or body.get("id"))
-    attempts = max(1, repeat_keyed) if keyed else 1
-    for attempt in range(1, attempts + 1):
-        try:
-            return _record_of(await client.request_json("POST", path, json={"record": dict(body)}),
-                              "POST", path, 201)
-        except (ServerError, TransportFailure):
-            if attempt >= attempts:
-                raise
-            await sleep(min(4.0, 0.1 * 2 ** attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _record_of(await client.request_json("POST", path, json={"record": dict(body)}, idempotent=keyed),
+                      "POST", path, 201)
 
 
 def _as_int(value: Any) -> int | None:
