@@ -50,6 +50,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 
 from reconciler.applyrun import Run
+from reconciler.backups import BackupFailed, BackupOptions
 from reconciler.client import Client
 from reconciler.gates import (
     ApplyRefused,
@@ -84,6 +85,8 @@ __all__ = [
     "ApplyRefused",
     "ApplyResult",
     "Approved",
+    "BackupFailed",
+    "BackupOptions",
     "NeedsAdmin",
     "PlanMismatch",
     "PreflightFailed",
@@ -119,6 +122,7 @@ async def apply_plan(
     control: ApplyControl | None = None,
     concurrency: int = 8,
     preflight: bool = False,
+    backup: BackupOptions | None = None,
 ) -> ApplyResult:
     """Execute ``plan`` against the account behind ``client``.
 
@@ -137,6 +141,10 @@ async def apply_plan(
     each schema is read again right before its first destructive write (:func:`estimate` says what
     that costs).
 
+    ``backup``: before the first write, the record values the plan's field and schema deletes lose
+    are saved there (:mod:`reconciler.backups`); :class:`BackupFailed`, raised before anything is
+    written, when a backup cannot be made whole or its count is not the plan's.
+
     ``control`` (or, the older form, ``stop`` alone) interrupts the run; ``desired_digest``, when
     given, must be the digest of ``desired`` (apply computes it itself).
     """
@@ -150,7 +158,8 @@ async def apply_plan(
     if not isinstance(plan, Approved) or plan.saved_for != saved_for:
         plan = approve(plan.plan if isinstance(plan, Approved) else plan, allow_data_loss=allow_data_loss,
                        saved_for=saved_for)
-    run = Run(plan.plan, client, desired, options, control, on_step, concurrency, saved, desired_digest, preflight)
+    run = Run(plan.plan, client, desired, options, control, on_step, concurrency, saved, desired_digest, preflight,
+              backup)
     work = asyncio.ensure_future(run.main())
     aborting = asyncio.ensure_future(control.abort.wait())
     try:

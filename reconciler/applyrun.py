@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from reconciler.backups import BackupOptions, backup_tasks, take_backups
 from reconciler.client import Client
 from reconciler.errors import ApiError, AuthenticationFailed, DeadlineExceeded, NotFound, ValidationFailed
 from reconciler.gates import PlanMismatch, check_fresh, check_target, expected_fingerprints, first_difference
@@ -47,7 +48,7 @@ class Run:
 
     def __init__(self, plan: Plan, client: Client, desired: Mapping[str, Schema], options: PlanOptions,
                  control: ApplyControl, on_step: Callable[[StepResult], None] | None, concurrency: int,
-                 saved: bool, files_digest: str | None, preflight: bool):
+                 saved: bool, files_digest: str | None, preflight: bool, backup: BackupOptions | None = None):
         self.plan = plan
         self.client = client
         self.desired = desired
@@ -58,6 +59,8 @@ class Run:
         self.saved = saved
         self.files_digest = files_digest
         self.preflight = preflight
+        self.backup = backup
+        self.backups: list[Any] = []  # the backups made before the first write (records.backup.Backup)
         self.steps: list[Step] = []
         self.results: list[StepResult | None] = []
         self.writing: set[int] = set()  # steps whose write was sent (their outcome is open until settled)
@@ -86,6 +89,10 @@ class Run:
             if self.preflight:
                 await preflight_updates(self.client, self._stages)
                 self.listed = None  # read again after the preflight's time
+            if self.backup is not None and not self.control.interrupted:
+                # before any write: a backup that fails (BackupFailed) leaves the account untouched;
+                # the counts are the plan's as printed (a saved plan's are not made again)
+                self.backups = await take_backups(self.client, backup_tasks(given), self.backup)
         for indices in self._stage_indices:
             if not self._stopping():
                 await self._check_stage(indices)
@@ -368,6 +375,7 @@ class Run:
                                       for s, r in zip(self.steps, self.results, strict=True)])
         result.interrupted = self.control.interrupted
         result.required_ignored = tuple(self.required_ignored)
+        result.backups = list(self.backups)
         if result.interrupted:  # never verified: the user asked to stop, not to wait for a read
             if not (result.failed or result.not_started or result.unknown):
                 result.verify_error = "the run was interrupted before the account was read back"
@@ -470,7 +478,7 @@ class Run:
             if r is None:
                 r = StepResult(step, "unknown", error=UNKNOWN) if i in self.writing else StepResult(step, "not started")
             results.append(r)
-        return ApplyResult(results=results, interrupted=True, aborted=True,
+        return ApplyResult(results=results, interrupted=True, aborted=True, backups=list(self.backups),
                            verify_error="the run was aborted before the account was read back"
                            if all(r.status == "done" for r in results) else None)
 

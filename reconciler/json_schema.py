@@ -77,6 +77,8 @@ def json_schema(kind: str = "schema") -> dict[str, Any]:
         out["title"] = "reconciler plan file"
         out["description"] = "A saved plan (reconciler plan --out, or --format json): format_version 1."
         out["required"] = [k for k in out.get("required", []) if k != "estimate"]  # written only when stated
+        cost = out["$defs"]["_EstimateJson"]
+        cost["required"] = [k for k in cost["required"] if k != "backup"]  # written only when there is one
     else:
         raise ValueError(f"unknown kind {kind!r}: use schema, config or plan")
     return {"$schema": DRAFT, **out}

@@ -185,12 +185,16 @@ class _PreflightCost(TypedDict):
     seconds: float | None
 
 
-class _EstimateJson(TypedDict):
+class _EstimateJsonBase(TypedDict):
     requests: int
     seconds: float | None
     rate: float | None
     pace: float | None
     preflight: _PreflightCost
+
+
+class _EstimateJson(_EstimateJsonBase, total=False):
+    backup: int  # written only when there is a backup
 
 
 class Estimate(BaseModel):
@@ -200,13 +204,16 @@ class Estimate(BaseModel):
     stages, the writes, the verification read); ``preflight``: how many more ``apply --preflight``
     sends. ``rate``: the account's requests/s (``None``: no limit, e.g. the embedded sandbox, and
     no time to state); ``pace``: the rate the client keeps, a little below it (its headroom), from
-    which the seconds follow. The seconds leave out latency and start-up: "about".
+    which the seconds follow. ``backup``: how many of ``requests`` read the records a delete loses,
+    to back them up first (``apply --no-backup`` leaves them out). The seconds leave out latency and
+    start-up: "about".
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     requests: int
     preflight: int = 0
+    backup: int = 0
     rate: float | None = None
     pace: float | None = None
 
@@ -231,8 +238,11 @@ class Estimate(BaseModel):
 
     @model_serializer(mode="plain")
     def _write(self) -> _EstimateJson:
-        return {"requests": self.requests, "seconds": self.seconds, "rate": self.rate, "pace": self.pace,
-                "preflight": {"requests": self.preflight, "seconds": self.preflight_seconds}}
+        out: _EstimateJson = {"requests": self.requests, "seconds": self.seconds, "rate": self.rate, "pace": self.pace,
+                              "preflight": {"requests": self.preflight, "seconds": self.preflight_seconds}}
+        if self.backup:  # only when there is one: the file of a plan without deletes is as before
+            out["backup"] = self.backup
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

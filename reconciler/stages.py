@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, assert_never
 
 from reconciler import changes as ops
+from reconciler.backups import backup_requests
 from reconciler.client import PAGE_SIZE
 from reconciler.gates import gate_reasons
 from reconciler.model import Field, Schema
@@ -341,7 +342,8 @@ def _requests(plan: Plan, stages: Sequence[Sequence[Step]], account_schemas: int
 def estimate(plan: Plan, *, account_schemas: int, rate: float | None, pace: float | None = None,
              saved: bool = False) -> Estimate | None:
     """What applying ``plan`` costs: the requests :func:`apply_plan` sends when nothing fails (the
-    reads of the account before the stages, the admin check, the writes, the verification read) and
+    reads of the account before the stages, the admin check, the backups of the records its deletes
+    lose (:func:`reconciler.backups.backup_requests`), the writes, the verification read) and
     how many more ``preflight=True`` sends; ``None`` when there is nothing to apply or the gates
     refuse it whatever the flags.
 
@@ -355,7 +357,9 @@ def estimate(plan: Plan, *, account_schemas: int, rate: float | None, pace: floa
     stages = build_stages(plan)
     plain = _requests(plan, stages, account_schemas, saved=saved, preflight=False)
     checked = _requests(plan, stages, account_schemas, saved=saved, preflight=True)
-    return Estimate(requests=plain, preflight=checked - plain, rate=rate, pace=pace if pace is not None else rate)
+    backup = backup_requests(plan)
+    return Estimate(requests=plain + backup, preflight=checked - plain, backup=backup, rate=rate,
+                    pace=pace if pace is not None else rate)
 
 
 # ---------------------------------------------------------------------------------------------

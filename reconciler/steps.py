@@ -178,6 +178,8 @@ class ApplyResult:
     #: fields written as required that the account kept as not required (``slug.field-id``): the
     #: account ignores ``required``; the verification accepted those differences
     required_ignored: tuple[str, ...] = ()
+    #: the backups made before the first write (:class:`reconciler.records.backup.Backup`), when asked
+    backups: list[Any] = field(default_factory=list)
 
     @property
     def required_line(self) -> str | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.applier import apply_plan, estimate
+from reconciler.applier import BackupOptions, apply_plan, estimate
 from reconciler.model import Schema
 from reconciler.plan import Estimate, Plan
 from reconciler.planner import PlanOptions
@@ -46,7 +47,7 @@ def _scenario(extra_live: int) -> tuple[list[Schema], dict[str, Schema]]:
 
 
 async def _apply_counted(app: Any, live: list[Schema], desired: dict[str, Schema], *, saved: bool,
-                         preflight: bool) -> tuple[Estimate | None, int, Plan]:
+                         preflight: bool, backups: Path) -> tuple[Estimate | None, int, Plan]:
     async with asgi_client(app) as c:
         for s in live:
             await c.create_schema(s)
@@ -56,7 +57,7 @@ async def _apply_counted(app: Any, live: list[Schema], desired: dict[str, Schema
         cost = estimate(the_plan, account_schemas=len(live), rate=5.0, saved=saved)
         app.state.sandbox.traffic.clear()
         result = await apply_plan(the_plan, c, desired=desired, options=OPTIONS, allow_data_loss=True,
-                                  saved=saved, preflight=preflight)
+                                  saved=saved, preflight=preflight, backup=BackupOptions(backups))
         assert result.ok and result.verified, [(r.step.label, r.status, r.error) for r in result.results]
         return cost, app.state.sandbox.traffic.total, the_plan
 
@@ -64,10 +65,12 @@ async def _apply_counted(app: Any, live: list[Schema], desired: dict[str, Schema
 @pytest.mark.parametrize("extra_live", [0, 120], ids=["one-page", "two-pages"])
 @pytest.mark.parametrize("saved", [False, True], ids=["fresh", "saved"])
 @pytest.mark.parametrize("preflight", [False, True], ids=["plain", "preflight"])
-def test_the_estimate_is_what_apply_sends(extra_live: int, saved: bool, preflight: bool) -> None:
+def test_the_estimate_is_what_apply_sends(extra_live: int, saved: bool, preflight: bool, tmp_path: Path) -> None:
+    """The backups of the deletes' records included (one list request per file of the empty schemas)."""
     app = create_app(SandboxSettings(token=TOKEN, rate_limit=0))
     live, desired = _scenario(extra_live)
-    cost, sent, _plan = asyncio.run(_apply_counted(app, live, desired, saved=saved, preflight=preflight))
+    cost, sent, _plan = asyncio.run(_apply_counted(app, live, desired, saved=saved, preflight=preflight,
+                                                   backups=tmp_path / "backups"))
     assert cost is not None
     assert sent == cost.requests + (cost.preflight if preflight else 0), (sent, cost)
     # the preflight costs one validateOnly update (order's; shop only loses fields) and one read

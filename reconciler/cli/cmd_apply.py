@@ -72,17 +72,24 @@ def _other_target_hint(p: common.Project, plan_url: str | None) -> str:
                    "schema read again right before its first delete. The plan says what it costs.")
 @click.option("--target", "targets", multiple=True, help="Apply only this schema slug (repeatable; globs).")
 @click.option("--exclude", "excludes", multiple=True, help="Leave this schema slug out (repeatable; globs).")
+@click.option("--no-backup", is_flag=True,
+              help="Do not save the records a field or schema delete loses before deleting (said in the report).")
+@click.option("--backup-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where backups go (default: .reconciler/backups/<UTC time>-<target>/).")
 @click.option("--json", "json_out", is_flag=True,
               help="Report as JSON lines, one event each (version, target, planned, refused, step, summary); "
                    "needs --auto-approve or PLANFILE.")
 @click.pass_obj
 def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bool, rate: float | None,
           timeout: float | None, planfile: Path | None, auto_approve: bool, allow_data_loss: bool,
-          preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...], json_out: bool) -> int:
+          preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...], no_backup: bool,
+          backup_dir: Path | None, json_out: bool) -> int:
     """Execute a fresh plan, or exactly the saved PLANFILE."""
     from reconciler.errors import ReconcilerError
     from reconciler.render.events import EVENTS_VERSION, EventStream
 
+    if no_backup and backup_dir is not None:
+        raise common.CommandError("--no-backup and --backup-dir contradict each other: pick one")
     if json_out and planfile is None and not auto_approve:
         raise common.CommandError("apply --json needs --auto-approve or a saved PLANFILE: it cannot ask for "
                                   "confirmation")
@@ -90,7 +97,7 @@ def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bo
     out.event("version", f"reconciler {common.__version__}", reconciler=common.__version__, events=EVENTS_VERSION)
     try:
         return _apply_command(g, out, envs, url, sandbox, rate, timeout, planfile, auto_approve, allow_data_loss,
-                              preflight, targets, excludes)
+                              preflight, targets, excludes, _Backups(no_backup, backup_dir))
     except (common.CommandError, ReconcilerError) as exc:
         out.summary("error", str(exc), getattr(exc, "code", common.EXIT_ERROR))
         raise
@@ -98,7 +105,8 @@ def apply(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: bo
 
 def _apply_command(g: common.Globals, out: _Out, envs: tuple[str, ...], url: str | None, sandbox: bool,
                    rate: float | None, timeout: float | None, planfile: Path | None, auto_approve: bool,
-                   allow_data_loss: bool, preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...]) -> int:
+                   allow_data_loss: bool, preflight: bool, targets: tuple[str, ...], excludes: tuple[str, ...],
+                   backups: _Backups) -> int:
     p = common.project_of(g)
     desired = common.load_desired(p)
     target = common.single_target(p, envs, url, sandbox, rate, "apply")
@@ -128,7 +136,7 @@ def _apply_command(g: common.Globals, out: _Out, envs: tuple[str, ...], url: str
     outcome: list[str] = []
     try:
         code = _apply_checked(g, out, p, target, the_plan, desired, options, allow_data_loss, saved, auto_approve,
-                              preflight, deadline, outcome, planfile)
+                              preflight, deadline, outcome, planfile, backups)
     except common.CommandError as exc:
         outcome.append(_md("Apply failed: {}", str(exc)))
         raise
@@ -142,7 +150,8 @@ def _apply_command(g: common.Globals, out: _Out, envs: tuple[str, ...], url: str
 
 def _apply_checked(g: common.Globals, out: _Out, p: common.Project, target: Target, the_plan: Plan, desired: LoadedSchemas,
                    options: PlanOptions, allow_data_loss: bool, saved: bool, auto_approve: bool, preflight: bool,
-                   deadline: common.Deadline | None, outcome: list[str], planfile: Path | None) -> int:
+                   deadline: common.Deadline | None, outcome: list[str], planfile: Path | None,
+                   backups: _Backups) -> int:
     """Gates, confirmation and the writes; ``outcome`` gets the one-line result for the step summary
     (markdown: our own words, and any text from the API escaped by :func:`_md`)."""
     from reconciler.applier import ApplyRefused, WrongTarget, approve
@@ -179,7 +188,38 @@ def _apply_checked(g: common.Globals, out: _Out, p: common.Project, target: Targ
             outcome.append("Apply cancelled.")
             return common.EXIT_ERROR
     return common.run_async(_apply(g, out, p, target, approved, desired, options, saved, preflight, deadline,
-                                   outcome))
+                                   outcome, backups))
+
+
+class _Backups:
+    """``--no-backup`` / ``--backup-dir``: where apply saves the records its deletes lose, and the
+    lines (and events) that say what was saved, each as soon as it is."""
+
+    def __init__(self, skip: bool, directory: Path | None) -> None:
+        self.skip = skip
+        self.directory = directory
+
+    def options(self, p: common.Project, target: Target, plan: Plan, out: _Out, outcome: list[str]) -> Any:
+        from reconciler.backups import BackupOptions, backup_tasks
+        from reconciler.records.backup import default_backup_dir
+
+        def say(line: str, **data: Any) -> None:
+            out.line(common.inert(line))
+            out.event("backup", line, **data)
+            outcome.append(_md("{}", line))
+
+        def done(b: Any) -> None:
+            what = b.slug if b.files and b.files[0].field is None else \
+                ", ".join(f"{b.slug}.{f.field}" for f in b.files)
+            say(f"Backup: {b.total:,} record{'s' if b.total != 1 else ''} of {what} in {b.directory}/",
+                skipped=False, records=b.total, subject=what, directory=str(b.directory))
+
+        if self.skip:
+            if backup_tasks(plan):
+                say("Backup: none (--no-backup): the values deleted are not saved anywhere.", skipped=True)
+            return None
+        return BackupOptions(self.directory or default_backup_dir(p.root, target.name), target_name=target.name,
+                             on_done=done)
 
 
 def _md(template: str, *values: str) -> str:
@@ -235,9 +275,10 @@ def _interrupts(control: Any) -> Iterator[None]:
 
 async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target, approved: Approved, desired: LoadedSchemas,
                  options: PlanOptions, saved: bool, preflight: bool, deadline: common.Deadline | None,
-                 outcome: list[str]) -> int:
+                 outcome: list[str], backups: _Backups) -> int:
     from reconciler.applier import (
         ApplyControl,
+        BackupFailed,
         PreflightFailed,
         PreflightIncomplete,
         StalePlan,
@@ -265,8 +306,9 @@ async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target
                 result = await apply_plan(
                     approved, client, desired=desired.schemas, options=options, saved=saved, on_step=progress,
                     control=control, preflight=preflight,
+                    backup=backups.options(p, target, approved.plan, out, outcome),
                 )
-    except (StalePlan, PreflightFailed) as exc:
+    except (StalePlan, PreflightFailed, BackupFailed) as exc:
         raise common.CommandError(f"{exc}. Nothing was changed.") from None
     except PreflightIncomplete as exc:
         raise common.CommandError(str(exc)) from None

@@ -156,8 +156,8 @@ async def backup_records(client: Client, schema: SchemaRef, field_ids: Sequence[
     problems = _count_problems(backup, wanted, expected, listed)
     _write_manifest(backup, client, target_name, expected, problems)
     if problems:
-        raise BackupCountMismatch(f"backup of {schema.slug} in {directory}: " + "; ".join(problems)
-                                  + " (the delete was not run)")
+        raise BackupCountMismatch(f"the backup of {schema.slug} in {directory}/ does not match the plan: "
+                                  + "; ".join(problems))
     return backup
 
 

@@ -24,6 +24,7 @@ EVENT_TYPES = {
     "target": "name, url: the account (never its token)",
     "planned": "summary {add, change, destroy, blocked, errors}, changes [{key, kind, action, describe}]",
     "refused": "reasons: the safety gates that refused the plan (nothing was changed)",
+    "backup": "skipped (--no-backup), records, subject, directory: the records saved before the first write",
     "step": "key, kind, action, slug, describe, status (done, failed, unknown, not started, not needed), "
             "elapsed_s, error",
     "summary": "outcome (applied, no_changes, refused, cancelled, stopped, interrupted, unverified, differs, "

@@ -87,7 +87,8 @@ def estimate_line(e: Estimate | None) -> str | None:
     if e is None or e.rate is None or e.seconds is None:
         return None
     text = (f"Apply: about {e.requests:,} request{'s' if e.requests != 1 else ''}, "
-            f"{format_seconds(e.seconds)} at {e.rate:g} req/s.")
+            f"{format_seconds(e.seconds)} at {e.rate:g} req/s"
+            + (f" ({e.backup:,} of them to back up the records its deletes lose)." if e.backup else "."))
     if e.preflight and e.preflight_seconds is not None:
         text += (f" With --preflight: {e.preflight:,} more, about "
                  f"{format_seconds(e.preflight_seconds)} more.")
