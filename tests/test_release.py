@@ -147,3 +147,116 @@ def test_shell_completion_completes_commands() -> None:
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "plain,plan" in r.stdout.splitlines()
+
+
+# ---------------------------------------------------------------------------------------------
+# Docker (no engine here: the Dockerfile is parsed and its properties asserted; hadolint is not
+# available either). tests/test_ci.py checks the base image pin, the non-root USER and .dockerignore.
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+INSTRUCTIONS = _instructions(DOCKERFILE)
+FINAL = INSTRUCTIONS[max(i for i, (k, _) in enumerate(INSTRUCTIONS) if k == "FROM"):]
+
+
+def _dockerignored(path: str) -> bool:
+    import fnmatch
+
+    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
+                if p.strip() and not p.startswith("#")]
+    return any(fnmatch.fnmatch(path, p.removeprefix("**/")) or path.split("/")[0] == p for p in patterns)
+
+
+def test_docker_installs_with_the_constraints() -> None:
+    runs = [a for k, a in FINAL if k == "RUN"]
+    installs = [r for r in runs if "pip install" in r]
+    assert installs, "the final stage installs the wheel"
+    for command in installs:
+        m = re.search(r"(?:--constraint|-c)[ =](\S+)", command)
+        assert m, f"pip install without constraints: {command}"
+        copied = [a.split() for k, a in FINAL if k == "COPY" and not a.startswith("--from")]
+        assert any(src == "constraints.txt" and dest == m.group(1) for src, dest in copied), copied
+    assert not _dockerignored("constraints.txt"), "the build context has constraints.txt"
+    for k, a in INSTRUCTIONS:
+        if k == "COPY" and not a.startswith("--from"):
+            for src in a.split()[:-1]:
+                assert (ROOT / src).exists() and not _dockerignored(src), src
+
+
+def test_docker_oci_labels() -> None:
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z.]+)="([^"]*)"',
+                             " ".join(a for k, a in FINAL if k == "LABEL")))
+    assert {"title", "description", "version", "revision", "licenses", "source"} <= {
+        k.removeprefix("org.opencontainers.image.") for k in labels}
+    assert labels["org.opencontainers.image.title"] == DIST
+    assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
+    args = {a.split("=")[0]: a.split("=", 1)[1] for k, a in FINAL if k == "ARG" and "=" in a}
+    assert args["VERSION"] == PYPROJECT["project"]["version"]
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.revision"] == "${REVISION}"
+
+
+def test_docker_works_under_any_uid_and_handles_sigterm() -> None:
+    env = " ".join(a for k, a in FINAL if k == "ENV")
+    home = re.search(r"HOME=(\S+)", env)
+    assert home, "HOME is set (an arbitrary --user has no passwd entry, so no home of its own)"
+    assert any(re.search(rf"install -d -m 1777 .*{re.escape(home.group(1))}", a) for k, a in FINAL if k == "RUN")
+    (user,) = [a for k, a in FINAL if k == "USER"]
+    assert re.fullmatch(r"\d+:\d+", user), "numeric uid:gid: no user name that --user would have to match"
+    assert ("WORKDIR", "/work") in FINAL
+    assert ("STOPSIGNAL", "SIGTERM") in FINAL
+    # exec form, so reconciler is PID 1 and receives the signal; its own handler turns SIGTERM into
+    # the Ctrl-C path (tests/test_cli_signals.py sends a real SIGTERM to the real CLI)
+    (entry,) = [a for k, a in FINAL if k == "ENTRYPOINT"]
+    assert json.loads(entry) == ["reconciler"]
+    from reconciler.cli import common
+
+    with pytest.raises(KeyboardInterrupt):
+        common.sigterm_handler(15, None)
+    assert "--init" in DOCKERFILE and "--user" in DOCKERFILE
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to switch uid")
+def test_the_cli_runs_as_a_uid_without_passwd_entry_and_writes_files_it_owns() -> None:
+    """What `docker run --user "$(id -u):$(id -g)"` does: an arbitrary uid, no passwd entry, a HOME
+    that is not its own; the work directory belongs to that uid, and so do the files written there."""
+    import pwd
+    import shutil
+    import tempfile
+
+    uid = 54321
+    with pytest.raises(KeyError):
+        pwd.getpwuid(uid)
+    with tempfile.TemporaryDirectory() as base:
+        os.chmod(base, 0o755)
+        home, work = Path(base) / "home", Path(base) / "work"
+        home.mkdir(mode=0o1777)
+        os.chmod(home, 0o1777)
+        shutil.copytree(ROOT / "schemas", work / "schemas")
+        for p in [work, *work.rglob("*")]:
+            os.chown(p, uid, uid)
+        environ = {"PATH": os.environ["PATH"], "HOME": str(home), "CI": "true", "NO_COLOR": "1"}
+        command = str(Path(sys.executable).parent / "reconciler")
+        try:
+            subprocess.run([command, "--version"], cwd=work, env=environ, user=uid, group=uid, extra_groups=[],
+                           capture_output=True, timeout=60, check=True)
+        except (PermissionError, subprocess.CalledProcessError):
+            pytest.skip(f"this Python ({os.path.realpath(sys.executable)}) is not readable by other users")
+        for args in (["export", "--help"], ["plan", "--sandbox", "--out", "plan.json"], ["fmt"]):
+            r = subprocess.run([command, *args], cwd=work, env=environ, user=uid, group=uid, extra_groups=[],
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode in (0, 2), (args, r.stdout, r.stderr)
+        written = [work / "plan.json", *(work / ".reconciler").rglob("*")]
+        assert (work / "plan.json").exists()
+        assert {p.stat().st_uid for p in written} == {uid}
