@@ -260,3 +260,17 @@ def test_the_cli_runs_as_a_uid_without_passwd_entry_and_writes_files_it_owns() -
         written = [work / "plan.json", *(work / ".reconciler").rglob("*")]
         assert (work / "plan.json").exists()
         assert {p.stat().st_uid for p in written} == {uid}
+
+
+def test_the_wheel_ships_the_init_templates_as_files(wheel: Path) -> None:
+    """The templates are symbolic links in the repository; the wheel holds their content."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as whl:
+        names = set(whl.namelist())
+        sources = {"reconciler/templates/orders.yaml": ROOT / "schemas" / "orders.yaml",
+                   "reconciler/templates/gitlab-ci.yml": ROOT / "examples" / "gitlab" / ".gitlab-ci.yml",
+                   **{f"reconciler/templates/github/{p.name}": p for p in (ROOT / "examples" / "github").glob("*.yml")}}
+        for name, source in sources.items():
+            assert name in names, name
+            assert whl.read(name) == source.read_bytes(), name
