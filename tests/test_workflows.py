@@ -154,3 +154,22 @@ def test_gitlab_pipeline_shape() -> None:
     text = GITLAB.read_text()
     assert "X-Next-Page" in text and "GITLAB_NOTE_LIMIT" in text and 'unit="bytes"' in text
     assert "RECONCILER_ALLOW_DATA_LOSS" in text and "--allow-data-loss" in text
+
+
+def test_k8s_drift_cronjob_recipe() -> None:
+    (doc,) = YAML(typ="safe", pure=True).load_all((ROOT / "examples" / "k8s" / "drift-cronjob.yaml").read_text())
+    assert doc["kind"] == "CronJob" and doc["apiVersion"] == "batch/v1"
+    spec = doc["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid", "one run per account at a time"
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0, "drift (exit 2) fails the job once, no retries"
+    pod = job["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    env = container["args"][container["args"].index("--env") + 1]
+    assert container["args"][0] == "drift" and env in doc["metadata"]["name"]
+    tokens = [e for e in container["env"] if "valueFrom" in e]
+    assert [e["name"] for e in tokens] == ["AC_PROD_TOKEN"] and "value" not in tokens[0]
+    assert {"name": "CI", "value": "true"} in container["env"]
+    config = load(ROOT / "examples" / "reconciler.yaml")
+    assert config["environments"][env]["token_env"] == tokens[0]["name"], "matches the example project"
