@@ -14,6 +14,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY reconciler ./reconciler
+# what the links in reconciler/templates (the files `reconciler init` copies) point at
+COPY schemas/orders.yaml ./schemas/
+COPY examples/github ./examples/github
+COPY examples/gitlab/.gitlab-ci.yml ./examples/gitlab/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # ---- runtime: the wheel and its pinned dependencies, reconciler as the entrypoint

@@ -274,3 +274,17 @@ def test_the_wheel_ships_the_init_templates_as_files(wheel: Path) -> None:
         for name, source in sources.items():
             assert name in names, name
             assert whl.read(name) == source.read_bytes(), name
+
+
+def test_docker_build_stage_resolves_the_template_links() -> None:
+    """Docker's COPY keeps symbolic links as links: their targets must be in the build stage too, or
+    the wheel built there has no init templates."""
+    build = INSTRUCTIONS[:max(i for i, (k, _) in enumerate(INSTRUCTIONS) if k == "FROM")]
+    copied = [a.split()[:-1] for k, a in build if k == "COPY" and not a.startswith("--from")]
+    sources = [src for group in copied for src in group]
+    links = [p for p in (ROOT / "reconciler" / "templates").rglob("*") if p.is_symlink()]
+    assert links
+    for link in links:
+        target = link.resolve().relative_to(ROOT).as_posix()
+        assert any(target == s or target.startswith(s.rstrip("/") + "/") for s in sources), target
+        assert not _dockerignored(target), target
