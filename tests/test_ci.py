@@ -138,24 +138,22 @@ def test_github_workflows_do_what_the_readme_says() -> None:
     assert "pull_request" in plan["on"]
     assert plan["permissions"]["pull-requests"] == "write"
     plan_text = (gh / "reconciler-plan.yml").read_text()
-    assert "<!-- reconciler-plan -->" in plan_text and "updateComment" in plan_text  # one sticky comment
+    assert "<!-- reconciler-plan:$ENV_NAME -->" in plan_text and "-X PATCH" in plan_text  # one sticky comment per env
     assert "upload-artifact" in plan_text and "--out plan.json" in plan_text
 
     apply = load_yaml(gh / "reconciler-apply.yml")
     assert apply["on"]["push"]["branches"] == ["main"]
-    (job,) = apply["jobs"].values()
-    assert job["environment"] == "production"
+    assert apply["jobs"]["apply"]["environment"] == "${{ matrix.env.name }}"
     assert (["apply"], ["--env"]) in reconciler_calls(gh / "reconciler-apply.yml")
-    assert "reconciler apply plan.json --env production" in (gh / "reconciler-apply.yml").read_text()
 
     drift = load_yaml(gh / "reconciler-drift.yml")
     assert drift["on"]["schedule"][0]["cron"]
     assert drift["permissions"]["issues"] == "write"
-    assert (["drift"], ["--all-envs", "--format"]) in reconciler_calls(gh / "reconciler-drift.yml")
+    assert (["drift"], ["--env", "--format"]) in reconciler_calls(gh / "reconciler-drift.yml")
 
     gitlab = load_yaml(ROOT / "examples" / "gitlab" / ".gitlab-ci.yml")
     assert {"validate", "plan", "apply", "drift"} <= set(gitlab)
-    assert gitlab["apply"]["environment"]["name"] == "production"
+    assert gitlab["apply"]["environment"]["name"] == "$RECONCILER_ENV"
     assert gitlab["apply"]["needs"] == ["plan"]
 
 

@@ -19,7 +19,17 @@ from contextlib import contextmanager
 import click
 
 # the commands register on the root group when their modules are imported
-from reconciler.cli import cmd_apply, cmd_drift, cmd_files, cmd_graph, cmd_plan, cmd_records, cmd_sandbox  # noqa: F401
+from reconciler.cli import (  # noqa: F401
+    cmd_apply,
+    cmd_drift,
+    cmd_envs,
+    cmd_files,
+    cmd_graph,
+    cmd_init,
+    cmd_plan,
+    cmd_records,
+    cmd_sandbox,
+)
 from reconciler.cli.common import EXIT_ERROR, EXIT_OK, CommandError, cli, err, sigterm_handler
 
 __all__ = ["cli", "main", "run"]
