@@ -157,3 +157,15 @@ def test_a_schema_delete_saves_every_record(seed_files: Cli, sandbox: Any, tmp_p
 def test_applies_without_deletes_make_no_backup_folder(seed_files: Cli) -> None:
     assert seed_files("apply", "--auto-approve").code == 0
     assert not (seed_files.workdir / ".reconciler" / "backups").exists()
+
+
+def test_two_applies_in_one_second_get_two_folders(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.records.backup import default_backup_dir
+
+    now = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    first = default_backup_dir(tmp_path, "prod/eu", now)
+    assert first == tmp_path / ".reconciler" / "backups" / "20260501T120000Z-prod-eu"
+    first.mkdir(parents=True)
+    assert default_backup_dir(tmp_path, "prod/eu", now).name == "20260501T120000Z-prod-eu-2"

@@ -106,10 +106,16 @@ def backup_requests(count: int) -> int:
 
 
 def default_backup_dir(root: Path, target_name: str, now: datetime | None = None) -> Path:
-    """``<root>/.reconciler/backups/<UTC time>-<target name>/`` (the name made safe for a path)."""
+    """``<root>/.reconciler/backups/<UTC time>-<target name>/`` (the name made safe for a path; ``-2``,
+    ``-3`` … after it when that folder exists already)."""
     when = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in target_name).strip(".-") or "target"
-    return root / ".reconciler" / "backups" / f"{when}-{safe}"
+    base = root / ".reconciler" / "backups" / f"{when}-{safe}"
+    path, n = base, 1
+    while path.exists():  # two applies within a second: each gets its own folder
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def public_url(url: str) -> str:
