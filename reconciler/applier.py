@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from reconciler.applyrun import Run
 from reconciler.client import Client
@@ -65,6 +66,7 @@ from reconciler.gates import (
 from reconciler.model import Schema
 from reconciler.plan import Plan
 from reconciler.planner import PlanOptions
+from reconciler.records.migrate import CopyProgress
 from reconciler.stages import Step, StepMethod, build_stages, estimate
 from reconciler.steps import (
     UNKNOWN,
@@ -119,6 +121,8 @@ async def apply_plan(
     control: ApplyControl | None = None,
     concurrency: int = 8,
     preflight: bool = False,
+    migrations_dir: Path | None = None,
+    on_copy: Callable[[CopyProgress], None] | None = None,
 ) -> ApplyResult:
     """Execute ``plan`` against the account behind ``client``.
 
@@ -137,6 +141,9 @@ async def apply_plan(
     each schema is read again right before its first destructive write (:func:`estimate` says what
     that costs).
 
+    Copies (``migrate_from``) journal their progress under ``migrations_dir`` (default
+    ``./.reconciler/migrations/<target host>``) and tell ``on_copy`` after each batch of records.
+
     ``control`` (or, the older form, ``stop`` alone) interrupts the run; ``desired_digest``, when
     given, must be the digest of ``desired`` (apply computes it itself).
     """
@@ -150,7 +157,8 @@ async def apply_plan(
     if not isinstance(plan, Approved) or plan.saved_for != saved_for:
         plan = approve(plan.plan if isinstance(plan, Approved) else plan, allow_data_loss=allow_data_loss,
                        saved_for=saved_for)
-    run = Run(plan.plan, client, desired, options, control, on_step, concurrency, saved, desired_digest, preflight)
+    run = Run(plan.plan, client, desired, options, control, on_step, concurrency, saved, desired_digest, preflight,
+              migrations_dir, on_copy)
     work = asyncio.ensure_future(run.main())
     aborting = asyncio.ensure_future(control.abort.wait())
     try:
