@@ -410,8 +410,10 @@ class Run:
         want = self.desired.get(step.slug)
         if want is None:
             return True
+        # the schema only: a copy of its records (same subject as the new field's add) is not asked about
+        copies = frozenset(f"{want.slug}.{f.id}" for f in want.fields if f.migrate_from)
         options = dataclasses.replace(self.options, targets=(), excludes=(), prune=False,
-                                      desired_is_empty_dir=False)
+                                      desired_is_empty_dir=False, copies_done=self.options.copies_done | copies)
         return open_on(make_plan({want.slug: want}, {now.slug: now}, options), step_subjects(step))
 
     # -- the end --------------------------------------------------------------------------------
