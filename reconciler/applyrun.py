@@ -179,6 +179,10 @@ class Run:
         self._copies_settled(plan)
         again = make_plan(self.desired, live, dataclasses.replace(self.options, target_url=plan.target,
                                                                   created_at=plan.created_at))
+        # a copy's record counts are the plan's reading, as its impacts are: not made again
+        counted = {c.key: c.records for c in plan.changes if isinstance(c, CopyField) and c.records is not None}
+        again = again.with_changes(c.with_copy(counted[c.key]) if isinstance(c, CopyField) and c.key in counted else c
+                                   for c in again.changes)
         where = first_difference(plan, again)
         if where is not None:
             raise PlanMismatch(f"Saved plan does not match what the files and the account give now: {where} "

@@ -27,12 +27,12 @@ from tests.support.migrate import (
 from tests.support.records import client_of
 
 
-def _setup(sandbox: Any, tmp: Path) -> str:
+def _setup(sandbox: Any, tmp: Path, count: int = 1000) -> str:
     async def go() -> str:
         async with client_of(sandbox) as c:
             schema = await create_invoice(c, tmp)
             contact = sandbox.store.save_contact({"email": "c@example.com"})["id"]
-            seed_invoices(sandbox.store, schema, 1000, contact=str(contact))
+            seed_invoices(sandbox.store, schema, count, contact=str(contact))
             assert schema.id is not None
             return schema.id
 
@@ -118,3 +118,20 @@ def test_bad_migrations_are_file_errors_with_their_line(cli: Cli) -> None:
     cli.write("invoice.yaml", EXPAND.replace("migrate_from: amount-text", "migrate_from: amount"))
     r = cli("validate")
     assert r.code == 1 and "migrate_from names the field itself" in r.err
+
+
+def test_a_saved_plan_copies_and_a_saved_plan_of_a_complete_copy_applies_as_nothing(cli: Cli, sandbox: Any,
+                                                                                       tmp_path: Path) -> None:
+    schema_id = _setup(sandbox, tmp_path, 60)
+    before = read_all(sandbox.url, TOKEN, schema_id)
+    cli.write("invoice.yaml", EXPAND)
+    assert cli("plan", "--rate", "100", "--out", "plan.json").code == 0
+    r = cli("apply", "plan.json", "--allow-data-loss", "--rate", "100")
+    assert r.code == 0 and "Apply complete!" in r.out, r.out + r.err
+    assert check_copied(before, read_all(sandbox.url, TOKEN, schema_id)) == 58  # 2 of 60 malformed
+    # planned after the copy: complete, so not in the plan; applying that plan re-plans the same
+    assert cli("plan", "--rate", "100", "--out", "done.json").code == 0
+    posts = record_posts(sandbox.traffic.log)
+    r = cli("apply", "done.json", "--rate", "100")
+    assert r.code == 0, r.out + r.err
+    assert record_posts(sandbox.traffic.log) == posts
