@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from reconciler.applyrun import Run
 from reconciler.backups import BackupFailed, BackupOptions
@@ -66,6 +67,7 @@ from reconciler.gates import (
 from reconciler.model import Schema
 from reconciler.plan import Plan
 from reconciler.planner import PlanOptions
+from reconciler.records.migrate import CopyProgress
 from reconciler.stages import Step, StepMethod, build_stages, estimate
 from reconciler.steps import (
     UNKNOWN,
@@ -123,6 +125,8 @@ async def apply_plan(
     concurrency: int = 8,
     preflight: bool = False,
     backup: BackupOptions | None = None,
+    migrations_dir: Path | None = None,
+    on_copy: Callable[[CopyProgress], None] | None = None,
 ) -> ApplyResult:
     """Execute ``plan`` against the account behind ``client``.
 
@@ -145,6 +149,9 @@ async def apply_plan(
     are saved there (:mod:`reconciler.backups`); :class:`BackupFailed`, raised before anything is
     written, when a backup cannot be made whole or its count is not the plan's.
 
+    Copies (``migrate_from``) journal their progress under ``migrations_dir`` (default
+    ``./.reconciler/migrations/<target host>``) and tell ``on_copy`` after each batch of records.
+
     ``control`` (or, the older form, ``stop`` alone) interrupts the run; ``desired_digest``, when
     given, must be the digest of ``desired`` (apply computes it itself).
     """
@@ -159,7 +166,7 @@ async def apply_plan(
         plan = approve(plan.plan if isinstance(plan, Approved) else plan, allow_data_loss=allow_data_loss,
                        saved_for=saved_for)
     run = Run(plan.plan, client, desired, options, control, on_step, concurrency, saved, desired_digest, preflight,
-              backup)
+              backup, migrations_dir, on_copy)
     work = asyncio.ensure_future(run.main())
     aborting = asyncio.ensure_future(control.abort.wait())
     try:

@@ -10,18 +10,27 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from reconciler.backups import BackupOptions, backup_tasks, take_backups
 from reconciler.client import Client
+from reconciler.conversions import by_name
 from reconciler.errors import ApiError, AuthenticationFailed, DeadlineExceeded, NotFound, ValidationFailed
 from reconciler.gates import PlanMismatch, check_fresh, check_target, expected_fingerprints, first_difference
 from reconciler.model import Schema
-from reconciler.plan import Plan, UpdateField, fingerprint
+from reconciler.plan import CopyField, Plan, UpdateField, fingerprint
 from reconciler.plan import desired_digest as digest_of_desired
 from reconciler.planner import PlanOptions
 from reconciler.planner import plan as make_plan
 from reconciler.props import Prop
+from reconciler.records.migrate import (
+    CopyProgress,
+    CopyResult,
+    copy_field,
+    default_migrations_dir,
+    journal_path,
+)
 from reconciler.stages import Step, StepMethod, build_stages, field_deletes_to_probe
 from reconciler.steps import (
     UNKNOWN,
@@ -48,8 +57,14 @@ class Run:
 
     def __init__(self, plan: Plan, client: Client, desired: Mapping[str, Schema], options: PlanOptions,
                  control: ApplyControl, on_step: Callable[[StepResult], None] | None, concurrency: int,
-                 saved: bool, files_digest: str | None, preflight: bool, backup: BackupOptions | None = None):
+                 saved: bool, files_digest: str | None, preflight: bool, backup: BackupOptions | None = None,
+                 migrations: Path | None = None, on_copy: Callable[[CopyProgress], None] | None = None):
         self.plan = plan
+        #: the directory of the copies' journals (``.reconciler/migrations/<target>``)
+        self.migrations = migrations if migrations is not None else default_migrations_dir(Path.cwd(),
+                                                                                             client.base_url)
+        self.on_copy = on_copy
+        self.copied: dict[str, CopyResult] = {}  # subject -> what its copy step did
         self.client = client
         self.desired = desired
         self.options = options
@@ -84,6 +99,9 @@ class Run:
             self.plan = await self._verify_saved()  # its read of the account is the first stage's check
         self._set_steps(self.plan)
         self.expected = expected_fingerprints(self.plan)
+        # a copy the plan does not hold was found complete when it was planned (or was never due):
+        # the read-backs and the verification do not plan it again
+        self._copies_settled(self.plan)
         if self.steps and not self.control.interrupted:
             await self._check_admin(given)
             if self.preflight:
@@ -165,8 +183,13 @@ class Run:
         narrowed = plan.narrowed_by
         self.options = dataclasses.replace(self.options, targets=narrowed.targets if narrowed else (),
                                            excludes=narrowed.excludes if narrowed else ())
+        self._copies_settled(plan)
         again = make_plan(self.desired, live, dataclasses.replace(self.options, target_url=plan.target,
                                                                   created_at=plan.created_at))
+        # a copy's record counts are the plan's reading, as its impacts are: not made again
+        counted = {c.key: c.records for c in plan.changes if isinstance(c, CopyField) and c.records is not None}
+        again = again.with_changes(c.with_copy(counted[c.key]) if isinstance(c, CopyField) and c.key in counted else c
+                                   for c in again.changes)
         where = first_difference(plan, again)
         if where is not None:
             raise PlanMismatch(f"Saved plan does not match what the files and the account give now: {where} "
@@ -204,6 +227,15 @@ class Run:
             self.options = dataclasses.replace(self.options, required_managed=False,
                                                required_reason="detected by this apply")
 
+    def _copies_settled(self, plan: Plan, unsettled: set[str] | None = None) -> None:
+        """Plan from now on without the copies of the fields declared with ``migrate_from`` that
+        ``plan`` does not copy (its count found them complete), nor those this run copied; only
+        ``unsettled`` ones (their steps not done) are planned again."""
+        declared = {f"{s.slug}.{f.id}" for s in self.desired.values() for f in s.fields if f.migrate_from}
+        planned = {c.subject for c in plan.changes if isinstance(c, CopyField)}
+        done = declared - (planned if unsettled is None else unsettled)
+        self.options = dataclasses.replace(self.options, copies_done=self.options.copies_done | done)
+
     def _stopping(self) -> bool:
         return self.halted or self.control.interrupted
 
@@ -239,6 +271,11 @@ class Run:
 
         def result(status: str, error: str | None = None, **kw: Any) -> StepResult:
             return StepResult(step, status, time.perf_counter() - started, error, **kw)
+
+        if step.method is StepMethod.COPY:
+            self.control.in_flight += 1
+            entered[0] = True
+            return await self._copy(step, result)
 
         schema_id = step.schema_id or self.created.get(step.slug)
         # the schema as the stage's read or our previous write to it showed it (None: a create)
@@ -304,6 +341,26 @@ class Run:
                 return result("done", race_message(step.slug), race=True)
         return result("done")
 
+    async def _copy(self, step: Step, result: Callable[..., StepResult]) -> StepResult:
+        """A copy step: the records copied (:func:`reconciler.records.migrate.copy_field`), its
+        journal under :attr:`migrations`. Done only when the copy went through to its count check."""
+        change = step.changes[0]
+        assert isinstance(change, CopyField) and change.schema_id is not None
+        conversion = by_name(change.conversion)
+        assert conversion is not None, change.conversion
+        journal = journal_path(self.migrations, change.slug, change.field_id)
+        try:
+            copied = await copy_field(self.client, change.schema_id, change.slug, change.from_field, change.after,
+                                      conversion, journal, on_progress=self.on_copy,
+                                      should_stop=lambda: self.control.interrupted)
+        except Exception as exc:  # any failure stops the run and is reported; the journal keeps what was done
+            self.halted = True
+            return result("failed", f"{text_of(exc)}; apply again resumes the copy")
+        self.copied[change.subject] = copied
+        if copied.interrupted:
+            return result("failed", f"interrupted after {copied.summary()}; apply again resumes the copy")
+        return result("done", detail=copied.summary())
+
     def _race(self, step: Step, result: Callable[..., StepResult]) -> StepResult:
         self.halted = True
         return result("failed", race_message(step.slug), race=True)
@@ -364,8 +421,10 @@ class Run:
         want = self.desired.get(step.slug)
         if want is None:
             return True
+        # the schema only: a copy of its records (same subject as the new field's add) is not asked about
+        copies = frozenset(f"{want.slug}.{f.id}" for f in want.fields if f.migrate_from)
         options = dataclasses.replace(self.options, targets=(), excludes=(), prune=False,
-                                      desired_is_empty_dir=False)
+                                      desired_is_empty_dir=False, copies_done=self.options.copies_done | copies)
         return open_on(make_plan({want.slug: want}, {now.slug: now}, options), step_subjects(step))
 
     # -- the end --------------------------------------------------------------------------------
@@ -382,6 +441,8 @@ class Run:
             return result
         if result.stopped and not result.unknown:  # failed or raced: nothing open to settle
             return result
+        self._copies_settled(self.plan, {r.step.changes[0].subject for r in result.results
+                                         if r.step.method is StepMethod.COPY and r.status != "done"})
         try:
             live_after = await self._read_after()
         except (ApiError, DeadlineExceeded) as exc:  # the writes are done: report them, unverified

@@ -39,6 +39,8 @@ __all__ = [
     "AddRelationship",
     "Change",
     "ChangeBase",
+    "CopyCount",
+    "CopyField",
     "CreateSchema",
     "DeleteField",
     "DeleteSchema",
@@ -63,6 +65,8 @@ class Action(StrEnum):
     UPDATE = "~"
     DELETE = "-"
     BLOCKED = "!"
+    #: a field's record values copied into another field (``migrate_from``); counted as a change
+    COPY = "»"
 
 
 class Noun(StrEnum):
@@ -171,9 +175,10 @@ class ChangeBase(_Data):
     """What every change has. ``before`` is the live object (``None`` for adds), ``after`` the
     desired one (``None`` for deletes); ``changed`` the properties that differ."""
 
-    _order = ("kind", "key", "action", "slug", "schema_id", "renamed_from", "field_id", "added_options",
+    _order = ("kind", "key", "action", "slug", "schema_id", "renamed_from", "field_id", "from_field", "conversion",
+              "added_options",
               "relationship_id", "changed", "blocked", "blocked_reason", "describe", "findings",
-              "impact_query", "before", "after")
+              "impact_query", "records", "before", "after")
     #: what the change does (its symbol is ``!`` when blocked)
     act: ClassVar[Action]
     noun: ClassVar[Noun]
@@ -219,6 +224,8 @@ class ChangeBase(_Data):
 
     @property
     def verb(self) -> str:
+        if self.act is Action.COPY:
+            return "copy"
         if self.act is Action.ADD:
             return "create" if self.noun is Noun.SCHEMA else "add"
         return "update" if self.act is Action.UPDATE else "delete"
@@ -363,6 +370,63 @@ class DeleteField(_FieldChange):
         return ImpactQuery(schema_id=self.schema_id, what="not_blank", field_id=self.field_id)
 
 
+class CopyCount(_Data):
+    """What the plan read of a copy's records (:mod:`reconciler.copycount`).
+
+    ``records``: records whose old field holds a value; ``convertible``: of those, the ones the
+    conversion carries; ``to_copy``: of those, the ones whose new field does not hold the converted
+    value yet (the writes apply makes); ``unconvertible`` with up to 5 ``samples`` (excerpts of the
+    values, with why). ``requests``: what the copy sends when nothing fails; ``rate``: the account's
+    requests/s the time is stated at (``None``: no limit).
+    """
+
+    _order = ("records", "convertible", "to_copy", "unconvertible", "samples", "requests", "rate")
+
+    records: int
+    convertible: int
+    to_copy: int
+    unconvertible: int = 0
+    samples: tuple[str, ...] = ()
+    requests: int = 0
+    rate: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Nothing left to write: every convertible value is in the new field."""
+        return self.to_copy == 0
+
+    @property
+    def seconds(self) -> float | None:
+        return None if not self.rate else round(self.requests / self.rate, 1)
+
+
+class CopyField(_FieldChange):
+    """Copy the record values of field ``from_field`` into the new field ``field_id`` (a field
+    declared with ``migrate_from``), converted by ``conversion`` (:mod:`reconciler.conversions`).
+    ``before`` is the old (live) field, ``after`` the new (desired) one; ``records`` what the plan
+    read of the records (``None``: not counted)."""
+
+    kind: Literal["copy-field"] = "copy-field"
+    act: ClassVar[Action] = Action.COPY
+    from_field: str
+    conversion: str
+    before: Field
+    after: Field
+    records: CopyCount | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def describe(self) -> str:
+        return f"copy field {self.slug}.{self.from_field} -> {self.field_id}"
+
+    def with_copy(self, copy: CopyCount) -> CopyField:
+        """With the records counted: DL103 carries the unconvertible values' count, or goes when none."""
+        findings = tuple(
+            f.model_copy(update={"impact": Impact(copy.unconvertible, copy.records)}) if f.code is Code.DL103 else f
+            for f in self.findings if f.code is not Code.DL103 or copy.unconvertible)
+        return self.model_copy(update={"records": copy, "findings": findings})
+
+
 class _RelationshipChange(ChangeBase):
     noun: ClassVar[Noun] = Noun.RELATIONSHIP
     relationship_id: str
@@ -392,15 +456,15 @@ class UpdateRelationship(_RelationshipChange):
 
 
 #: Every change kind; ``match`` on it with a ``case`` per class and ``assert_never`` after.
-Change: TypeAlias = (CreateSchema | UpdateSchema | AddField | UpdateField | DeleteField | AddRelationship
-                     | UpdateRelationship | DeleteSchema)
+Change: TypeAlias = (CreateSchema | UpdateSchema | AddField | UpdateField | CopyField | DeleteField
+                     | AddRelationship | UpdateRelationship | DeleteSchema)
 #: The union as a plan's field: read by its ``kind``.
 AnyChange = Annotated[Change, PydField(discriminator="kind")]
 
 #: kind -> class, in the order of kinds within one schema (deterministic plans).
 CHANGE_KINDS: dict[str, type[Change]] = {
     c.model_fields["kind"].default: c
-    for c in (CreateSchema, UpdateSchema, AddField, UpdateField, DeleteField, AddRelationship,
+    for c in (CreateSchema, UpdateSchema, AddField, UpdateField, CopyField, DeleteField, AddRelationship,
               UpdateRelationship, DeleteSchema)
 }
 KIND_ORDER: dict[str, int] = {k: i for i, k in enumerate(CHANGE_KINDS)}
@@ -449,6 +513,7 @@ class NoteKind(StrEnum):
     OPAQUE_DECLARED = "opaque-declared"  # such a field declared in the files
     REQUIRED = "required"  # required differences left alone in an account that ignores required
     IMPACT = "impact"  # record counts not asked for, or refused
+    MIGRATE = "migrate"  # a migrate_from whose copy is complete, or that has nothing to copy
 
 
 class Note(_Data):

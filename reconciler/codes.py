@@ -20,6 +20,8 @@ class Code(StrEnum):
 
     DL101 = "DL101"
     DL102 = "DL102"
+    DL103 = "DL103"
+    DL104 = "DL104"
     BC201 = "BC201"
     BC202 = "BC202"
     NA301 = "NA301"
@@ -31,6 +33,8 @@ class Code(StrEnum):
     NA307 = "NA307"
     NA308 = "NA308"
     NA309 = "NA309"
+    NA310 = "NA310"
+    NA311 = "NA311"
 
     @property
     def family(self) -> Literal["DL", "BC", "NA"]:
@@ -82,6 +86,10 @@ CODES: dict[Code, CodeInfo] = {
                  "apply needs --allow-data-loss; to keep the schema, put its file back or add it to protect"),
         CodeInfo(Code.DL102, "delete a field: its values on every record are lost",
                  "apply needs --allow-data-loss; to keep the field, put it back in the file"),
+        CodeInfo(Code.DL103, "copy a field: values the conversion cannot carry are not copied",
+                 "apply needs --allow-data-loss; to carry those values, fix them in the old field first"),
+        CodeInfo(Code.DL104, "copy a field: the conversion drops part of every value",
+                 "apply needs --allow-data-loss; the old field keeps the whole value until it is deleted"),
         CodeInfo(Code.BC201, "make a field required while records lack a value",
                  "fill the field on existing records first, or keep required: false"),
         CodeInfo(Code.BC202, "change a schema's slug: integrations using the old slug break",
@@ -104,8 +112,13 @@ CODES: dict[Code, CodeInfo] = {
                  "not documented as possible; add a relationship with a new id instead"),
         CodeInfo(Code.NA309, "delete a relationship",
                  "the API has no way to delete a relationship; put it back in the file"),
+        CodeInfo(Code.NA310, "migrate a field's values between types no conversion joins",
+                 "use one of the conversions reconciler has (convert: NAME), or a field of a type one joins"),
+        CodeInfo(Code.NA311, "migrate_from names a field that is in neither the account nor the files",
+                 "name the old field's id as the account has it, or remove migrate_from"),
     )
 }
 
-#: Codes whose findings get a record count (an impact query).
-COUNTED_CODES = frozenset({Code.DL101, Code.DL102, Code.BC201})
+#: Codes whose findings get a record count (an impact query; DL103's is the copy's count,
+#: :mod:`reconciler.copycount`).
+COUNTED_CODES = frozenset({Code.DL101, Code.DL102, Code.DL103, Code.BC201})

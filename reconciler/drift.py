@@ -295,6 +295,11 @@ class _Builder:
                     account, files = c.values(prop)
                     self.differs(c.slug, DriftKind.RELATIONSHIP_CHANGED, prop, account, files, schema_id=c.schema_id,
                                  subject_id=c.relationship_id)
+            case ops.CopyField():
+                # not a difference of the schemas: record values, which drift does not read
+                self.add(c.slug, DriftKind.NOTE, "i", schema_id=c.schema_id, subject_id=c.field_id, severity="info",
+                         detail=f"field {c.subject}: migrate_from {c.from_field}: its record values are copied by "
+                                "apply (reconciler plan counts what is left; drift does not read records)")
             case _:
                 assert_never(c)
 

@@ -29,6 +29,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PydField
 
+from reconciler.conversions import CONVERSIONS
 from reconciler.fileerrors import (
     Loc,
 )
@@ -141,6 +142,11 @@ def _field_model(t: FieldType) -> type[_FieldFile]:
                     if t.has_options else only(option_types)),
         "protect": (bool, PydField(default=False, description="Never deleted by apply, whatever the flags.")),
         "acknowledge": (tuple[AckCode, ...], PydField(default=(), description="Risk codes accepted for this field.")),
+        "migrate_from": (FieldId | None, PydField(
+            default=None, description="The id of the field whose values this new field takes over (expand/contract): "
+                                      "apply copies them, converted by convert.")),
+        "convert": (Annotated[str, JsonOnly(enum=sorted(CONVERSIONS))] | None, PydField(
+            default=None, description="The conversion of migrate_from's values (needed when the types differ).")),
     }
     doc = f"A {t.value} field."
     return create_model(f"{t.name.title()}Field", __base__=_FieldFile, __doc__=doc, **spec)
@@ -343,7 +349,8 @@ def file_data(schema: Schema) -> dict[str, Any]:
         "id": f.id, "type": f.type.value, "labels": _labels(f.labels), "description": f.description,
         "required": f.required, "scale": f.scale, "defaultCurrency": f.default_currency,
         "options": list(f.option_values) if f.options is not None else None, "protect": f.protect,
-        "acknowledge": list(f.acknowledge)}) for f in schema.active_fields]
+        "acknowledge": list(f.acknowledge), "migrate_from": f.migrate_from, "convert": f.convert})
+        for f in schema.active_fields]
     relationships = [_ordered(RelationshipFile, {
         "id": r.id, "namespace": r.namespace, "labels": _labels(r.labels), "description": r.description,
         "hasMany": r.has_many}) for r in schema.relationships]

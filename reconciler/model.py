@@ -19,7 +19,7 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, field_validator, model_serializer
 from pydantic import Field as PydField
 
 __all__ = [
@@ -139,6 +139,7 @@ _OPTION_TYPES = frozenset({"dropdown", "multiselect"})
 _MARKED_FOR_DELETION = "marked_for_deletion"
 _option_value = attrgetter("value")
 _SCALE_TYPES = frozenset({"number", "decimal"})
+_MIGRATION_KEYS = ("migrate_from", "convert")
 
 
 class _Model(BaseModel):
@@ -187,11 +188,25 @@ class Field(_Model):
     # desired-only
     protect: bool = False
     acknowledge: tuple[str, ...] = ()
+    #: the field whose values this one takes over (expand/contract), and the conversion's name
+    #: (:mod:`reconciler.conversions`). Left out of the model's dumps when unset (see _dump), so
+    #: fingerprints and digests of schemas that do not use them stay what they were.
+    migrate_from: str | None = None
+    convert: str | None = None
     # live-only
     inherited: bool = False
     status: str | None = None
 
     _norm_description = field_validator("description", mode="before")(_norm_description)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in _MIGRATION_KEYS:
+                if key in data and data[key] is None:
+                    del data[key]
+        return data
 
     @property
     def deleted(self) -> bool:
@@ -425,6 +440,7 @@ def local_problems(schema: Schema) -> list[Problem]:
         else:
             seen_ids[key] = i
         problems.extend(_field_type_problems(i, f))
+    problems.extend(_migration_problems(schema))
     problems.extend(_labels_problems(list(enumerate(f.labels for f in schema.fields)), "fields", "field"))
 
     rel_ids: dict[str, int] = {}
@@ -477,6 +493,33 @@ def _field_type_problems(i: int, f: Field) -> list[Problem]:
                 seen.setdefault(o.value, j)
     elif f.options is not None:
         problems.append(Problem(("fields", i, "options"), f"options apply only to dropdown and multiselect, not {t.value}"))
+    return problems
+
+
+def _migration_problems(schema: Schema) -> list[Problem]:
+    """``migrate_from``/``convert``: the conversion must be known and, when the old field is declared
+    in the same file, fit the pair of types (when it is not, the planner checks the account's field)."""
+    from reconciler.conversions import pair_problem
+
+    problems: list[Problem] = []
+    declared = {norm_id(f.id): f for f in schema.fields}
+    for i, f in enumerate(schema.fields):
+        if f.migrate_from is None:
+            if f.convert is not None:
+                problems.append(Problem(("fields", i, "convert"), "convert applies only with migrate_from"))
+            continue
+        if norm_id(f.migrate_from) == norm_id(f.id):
+            problems.append(Problem(("fields", i, "migrate_from"), "migrate_from names the field itself"))
+            continue
+        old = declared.get(norm_id(f.migrate_from))
+        if old is not None and old.migrate_from is not None:
+            problems.append(Problem(("fields", i, "migrate_from"),
+                                    f"migrate_from names {excerpt(old.id)}, which migrates from another field itself"))
+            continue
+        message = pair_problem(old.type.value if old is not None else None, f.type.value, f.convert)
+        if message is not None:
+            where = "convert" if f.convert is not None else "migrate_from"
+            problems.append(Problem(("fields", i, where), message))
     return problems
 
 

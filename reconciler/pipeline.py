@@ -63,7 +63,12 @@ async def plan_account(client: Client, desired: Mapping[str, Schema], options: P
     live = {s.slug: s for s in listed}
     _check_narrowing(options, set(desired) | set(live))
     plan = make_plan(desired, live, options)
-    plan = await count_impacts(plan, client) if uncounted is None else not_counted(plan, uncounted)
+    if uncounted is None:
+        from reconciler.copycount import count_copies
+
+        plan = await count_copies(await count_impacts(plan, client), client)
+    else:
+        plan = not_counted(plan, uncounted)
     rate, pace = client.rates()
     return plan.with_estimate(estimate(plan, account_schemas=len(listed), rate=rate, pace=pace, saved=saved))
 

@@ -43,6 +43,8 @@ from reconciler.changes import (
     AnyChange,
     Change,
     ChangeBase,
+    CopyCount,
+    CopyField,
     CreateSchema,
     DeleteField,
     DeleteSchema,
@@ -76,6 +78,8 @@ __all__ = [
     "ChangeBase",
     "Code",
     "CodeInfo",
+    "CopyCount",
+    "CopyField",
     "CreateSchema",
     "DeleteField",
     "DeleteSchema",
@@ -273,7 +277,7 @@ class Unchanged(_Data):
     relationships: int = 0
 
 
-_SUMMARY_KEY = {Action.ADD: "add", Action.UPDATE: "change", Action.DELETE: "destroy"}
+_SUMMARY_KEY = {Action.ADD: "add", Action.UPDATE: "change", Action.COPY: "change", Action.DELETE: "destroy"}
 
 
 def _sorted(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,6 +361,10 @@ class Plan(_Data):
         """A new plan whose counted findings carry these impacts (keyed by change key)."""
         return self._replace(changes=tuple(c.with_impact(impacts[c.key]) if c.key in impacts else c
                                            for c in self.changes))
+
+    def with_changes(self, changes: Iterable[Change]) -> Plan:
+        """A new plan with these changes instead of its own (e.g. without a copy found complete)."""
+        return self._replace(changes=tuple(changes))
 
     def with_notes(self, notes: Iterable[Note]) -> Plan:
         """A new plan with these notes after its own."""

@@ -26,6 +26,7 @@ from fnmatch import fnmatchcase
 
 from reconciler import changes as ops
 from reconciler.codes import Code
+from reconciler.conversions import conversion_for
 from reconciler.errors import ReconcilerError
 from reconciler.model import Field, OpaqueField, Relationship, Schema, norm_id
 from reconciler.plan import (
@@ -71,6 +72,9 @@ class PlanOptions:
     desired_is_empty_dir: bool = False
     required_managed: bool = True
     required_reason: str | None = None
+    #: ``slug.field-id`` of fields declared with ``migrate_from`` whose copy is known to be complete
+    #: (counted by :mod:`reconciler.copycount`, or done by this apply): no copy is planned for them
+    copies_done: frozenset[str] = frozenset()
 
 
 class RefusingEmptyDesired(ReconcilerError):
@@ -175,6 +179,7 @@ class _Planner:
             self.add(ops.UpdateSchema(slug=slug, schema_id=sid, before=live, after=d, changed=tuple(changed),
                                   renamed_from=renamed_from), d.acknowledge)
         self.fields(d, live)
+        self.migrations(d, live, n_errors)
         self.relationships(d, live)
         # what this call added (every change and error of this slug is made here): not a scan of
         # all changes so far, which made planning quadratic in the number of schemas
@@ -248,6 +253,40 @@ class _Planner:
                 self.note(slug, NoteKind.REQUIRED,
                           f"schema {slug}: required is not managed in this account (the account ignores it{why}): "
                           f"required of {', '.join(unplanned)} differs from the files and is left as it is")
+
+    def migrations(self, d: Schema, live: Schema, n_errors: int) -> None:
+        """A copy for each field declared with ``migrate_from`` whose old field is in the account,
+        unless its copy is known to be done; an error when the old field is nowhere or no conversion
+        joins the two types. ``n_errors``: the errors before this schema's (a field with one of its
+        own, a type change or a reused id, gets no copy)."""
+        slug = d.slug
+        failed = {e.subject_id for e in self.errors[n_errors:] if e.noun is Noun.FIELD}
+        declared = {norm_id(f.id): f for f in d.fields}
+        for df in d.fields:
+            old = df.migrate_from
+            if old is None or df.id in failed:
+                continue
+            subj = f"{slug}.{df.id}"
+            lf = live.field(old)
+            if lf is None:
+                if live.field(df.id) is not None or norm_id(old) in declared:
+                    self.note(slug, NoteKind.MIGRATE, f"field {subj}: migrate_from {old}: the old field is not in the "
+                                                      "account, so there is nothing to copy; migrate_from can be "
+                                                      "removed from the file")
+                else:
+                    self.error(slug, Noun.FIELD, df.id, Code.NA311,
+                               f"field {subj}: migrate_from {old}: no field {old} in the account or the files")
+                continue
+            conv = conversion_for(lf.type.value, df.type.value, df.convert)
+            if isinstance(conv, str):
+                self.error(slug, Noun.FIELD, df.id, Code.NA310, f"field {subj}: migrate_from {old}: {conv}")
+                continue
+            if subj in self.o.copies_done:
+                self.note(slug, NoteKind.MIGRATE, f"field {subj}: the copy from {old} is complete; {old} may now "
+                                                  "leave the files (its delete is then planned)")
+                continue
+            self.add(ops.CopyField(slug=slug, schema_id=live.id, field_id=df.id, from_field=lf.id,
+                                   conversion=conv.name, before=lf, after=df), d.acknowledge)
 
     def field(self, d: Schema, live: Schema, df: Field, lf: Field) -> None:
         """Compare a desired field with the live one of the same id (most fields: nothing differs)."""

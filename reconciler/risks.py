@@ -13,6 +13,7 @@ from typing import assert_never
 from reconciler import changes as ops
 from reconciler.changes import Finding
 from reconciler.codes import Code
+from reconciler.conversions import by_name
 from reconciler.props import Prop
 
 __all__ = ["risks"]
@@ -46,6 +47,18 @@ def risks(change: ops.Change, acks: Collection[str] = (), *, required_managed: b
                 return ()
             return (_finding(Code.BC201, f"make field {subject} required", subject,
                              (*acks, *change.after.acknowledge)),)
+        case ops.CopyField():
+            conv = by_name(change.conversion)
+            found: list[Finding] = []
+            field_acks = (*acks, *change.after.acknowledge)
+            if conv is not None and conv.can_fail:
+                # counted by reconciler.copycount, which drops it when every value converts
+                found.append(_finding(Code.DL103, f"{change.describe} ({conv.name}): values it cannot convert are "
+                                                  "not copied", subject, field_acks))
+            if conv is not None and conv.lossy:
+                found.append(_finding(Code.DL104, f"{change.describe} ({conv.name}): {conv.lossy} is lost",
+                                      subject, field_acks))
+            return tuple(found)
         case ops.DeleteField():
             return (_finding(Code.DL102, f"delete field {subject}", subject, acks),)
         case ops.DeleteSchema():

@@ -9,8 +9,9 @@ belongs to and its part of that step's body. The stages, in order:
 2. schema updates: every label/description/slug change, field addition, field property change and
    option addition of one schema in a single PUT; renames first. A field delete that frees a label
    which an update takes over runs just before them;
-3. field deletes, one DELETE each;
-4. schema deletes, one DELETE each.
+3. record copies (``migrate_from``), once the new fields exist and before any field is deleted;
+4. field deletes, one DELETE each;
+5. schema deletes, one DELETE each.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class StepMethod(StrEnum):
     UPDATE = "update"  # PUT a schema's in-place changes
     DELETE_FIELD = "delete-field"
     DELETE_SCHEMA = "delete-schema"
+    COPY = "copy"  # copy a field's record values into another field (many record upserts)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def request(change: ops.Change) -> tuple[StepMethod, dict[str, Any]]:
             if Prop.DESCRIPTION in change.changed and change.after.description is None:
                 wire["description"] = ""
             return StepMethod.UPDATE, {"relationships": [wire]}
+        case ops.CopyField():
+            return StepMethod.COPY, {}
         case ops.DeleteField():
             return StepMethod.DELETE_FIELD, {}
         case ops.DeleteSchema():
@@ -228,10 +232,13 @@ def build_stages(plan: Plan) -> list[list[Step]]:
     in_place: dict[str, list[ops.Change]] = {}
     field_deletes: list[ops.DeleteField] = []
     schema_deletes: list[ops.DeleteSchema] = []
+    copies: list[ops.CopyField] = []
     for c in plan.changes:
         method, _ = request(c)
         if isinstance(c, ops.CreateSchema):
             creates.append(c)
+        elif isinstance(c, ops.CopyField):
+            copies.append(c)
         elif isinstance(c, ops.DeleteField):
             field_deletes.append(c)
         elif isinstance(c, ops.DeleteSchema):
@@ -276,6 +283,7 @@ def build_stages(plan: Plan) -> list[list[Step]]:
         is_rename = any(isinstance(c, ops.UpdateSchema) and c.renames for c in changes)
         (renames if is_rename else updates).append(step)
     stages += [renames, updates, links]
+    stages.append([Step(c.slug, (c,), StepMethod.COPY, schema_id=c.schema_id, field_id=c.field_id) for c in copies])
     stages.append([Step(c.slug, (c,), StepMethod.DELETE_FIELD, schema_id=c.schema_id, field_id=c.field_id)
                    for c in field_deletes if c.key not in early])
     stages.append([Step(c.slug, (c,), StepMethod.DELETE_SCHEMA, schema_id=c.schema_id) for c in schema_deletes])
@@ -311,6 +319,18 @@ def field_deletes_to_probe(plan: Plan, counted: Plan) -> list[ops.DeleteField]:
     return deletes
 
 
+def _copy_requests(step: Step) -> int:
+    """What a copy step sends when nothing fails: its count's requests, or (not counted) one page
+    read and the check at the end."""
+    from reconciler.records.migrate import copy_requests
+
+    change = step.changes[0]
+    assert isinstance(change, ops.CopyField)
+    if change.records is None:
+        return copy_requests(0, 0)
+    return copy_requests(change.records.records, change.records.to_copy)
+
+
 def _pages(schemas: int) -> int:
     """Requests of one read of a schema list this long (an empty list is one request too)."""
     return max(1, -(-schemas // PAGE_SIZE))
@@ -333,7 +353,7 @@ def _requests(plan: Plan, stages: Sequence[Sequence[Step]], account_schemas: int
         if any(s.method is not StepMethod.CREATE for s in stage) and not listed:
             sent += _pages(size)
         listed = False
-        sent += len(stage)
+        sent += len(stage) + sum(_copy_requests(s) - 1 for s in stage if s.method is StepMethod.COPY)
         size += (sum(s.method is StepMethod.CREATE for s in stage)
                  - sum(s.method is StepMethod.DELETE_SCHEMA for s in stage))
     return sent + _pages(size)  # the verification read

@@ -89,6 +89,8 @@ class StepResult:
     error: str | None = None
     confirmed: bool = False
     race: bool = False
+    #: what a done step did, in words, where there is more to say (a copy's counts)
+    detail: str | None = None
 
 
 async def run_step(client: Client, step: Step, created: dict[str, str]) -> Schema | None:
@@ -112,6 +114,8 @@ async def run_step(client: Client, step: Step, created: dict[str, str]) -> Schem
             assert step.schema_id is not None
             await client.delete_schema(step.schema_id)
             return None
+        case StepMethod.COPY:  # many record writes, not one schema write: run by reconciler.applyrun
+            raise AssertionError("a copy step is not a schema write")
         case _:
             assert_never(step.method)
 
@@ -226,7 +230,7 @@ class ApplyResult:
             for c in r.step.changes:
                 if c.act is Action.ADD:
                     added += 1
-                elif c.act is Action.UPDATE:
+                elif c.act is Action.UPDATE or c.act is Action.COPY:
                     changed += 1
                 else:
                     destroyed += 1

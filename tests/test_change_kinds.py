@@ -11,6 +11,8 @@ from reconciler.changes import (
     AddField,
     AddRelationship,
     Change,
+    CopyCount,
+    CopyField,
     CreateSchema,
     DeleteField,
     DeleteSchema,
@@ -43,6 +45,8 @@ SAMPLES: dict[str, Change] = {
     "update-field": UpdateField(slug="order", schema_id="s1", field_id="f", before=F, after=F2,
                                 changed=(Prop.LABELS_SINGULAR, Prop.LABELS_PLURAL)),
     "delete-field": DeleteField(slug="order", schema_id="s1", field_id="f", before=F),
+    "copy-field": CopyField(slug="order", schema_id="s1", field_id="f", from_field="g", conversion="number-to-text",
+                            before=F.model_copy(update={"id": "g", "type": FieldType.NUMBER}), after=F),
     "add-relationship": AddRelationship(slug="order", schema_id="s1", relationship_id="r", after=R),
     "update-relationship": UpdateRelationship(slug="order", schema_id="s1", relationship_id="r", before=R, after=R2,
                                               changed=(Prop.DESCRIPTION,)),
@@ -50,7 +54,7 @@ SAMPLES: dict[str, Change] = {
 }
 #: the risks each kind carries for these samples
 RISKS = {"create-schema": (), "update-schema": ("BC202",), "add-field": ("BC201",), "update-field": (),
-         "delete-field": ("DL102",), "add-relationship": (), "update-relationship": (), "delete-schema": ("DL101",)}
+         "delete-field": ("DL102",), "copy-field": ("DL103",), "add-relationship": (), "update-relationship": (), "delete-schema": ("DL101",)}
 
 
 def test_the_samples_are_every_kind() -> None:
@@ -91,3 +95,17 @@ def test_each_drift_kind_has_its_words(kind: DriftKind) -> None:
     assert words
     if kind not in (DriftKind.CONFLICT, DriftKind.NOTE):
         assert "order" in words  # names what it is about
+
+
+def test_a_copy_shows_its_count_time_and_samples_and_drops_dl103_when_every_value_converts() -> None:
+    copy = SAMPLES["copy-field"]
+    assert isinstance(copy, CopyField)
+    change = copy.model_copy(update={"findings": risks(copy)})
+    counted = change.with_copy(CopyCount(records=1000, convertible=980, to_copy=980, unconvertible=20,
+                                         samples=("'12,5' (not a number)",), requests=1971, rate=5.0))
+    text = render(Plan(changes=(counted,)), "text")
+    assert '» copy "g" → "f": 980 records, ~394 s (about 7 min) at 5 req/s, conversion number-to-text' in text
+    assert "cannot convert 20 values (not copied): '12,5' (not a number), …" in text
+    assert "DL103" in text and "20 of 1,000 records hold a value it cannot convert" in text
+    clean = change.with_copy(CopyCount(records=10, convertible=10, to_copy=10, requests=31))
+    assert [f.code for f in clean.findings] == []

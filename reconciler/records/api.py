@@ -217,15 +217,17 @@ async def get_record_by_external(client: Client, schema_id: str, external_id: st
         return None
 
 
-async def upsert_record(client: Client, schema_id: str, body: Mapping[str, Any]) -> Record:
+async def upsert_record(client: Client, schema_id: str, body: Mapping[str, Any], *, repeat: bool = True) -> Record:
     """POST ``{"record": body}`` (201, create or update by the §7.2 matrix; the fields are replaced
     whole). The answer's record may lack ``id`` (live, U13). A body with an ``id`` or an
     ``externalId`` names its record, so the upsert is an update and the client's retries may send it
     again after a 5xx or a lost response; one without either is sent again only when surely not
-    processed (a repeat could create a second record)."""
+    processed (a repeat could create a second record). ``repeat=False``: never sent again after an
+    ambiguous failure (the caller reads the record back and decides)."""
     path = records_path(schema_id)
     keyed = bool(body.get("externalId") or body.get("id"))
-    return _record_of(await client.request_json("POST", path, json={"record": dict(body)}, idempotent=keyed),
+    return _record_of(await client.request_json("POST", path, json={"record": dict(body)},
+                                                  idempotent=keyed and repeat),
                       "POST", path, 201)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, assert_never
 
 from reconciler import changes as ops
+from reconciler.conversions import COPY
 from reconciler.model import Field, Relationship
 from reconciler.plan import Action, Noun, Plan, PlanError
 from reconciler.props import Prop
@@ -159,9 +160,36 @@ def change_text(change: ops.Change) -> tuple[str, list[str]]:
             head = f'relationship "{change.relationship_id}" {relationship_brief(change.after)}'
         case ops.UpdateRelationship():
             head = f'relationship "{change.relationship_id}"'
+        case ops.CopyField():
+            return copy_text(change), copy_lines(change)
         case _:
             assert_never(change)
     return head, property_lines(change)
+
+
+def copy_text(c: ops.CopyField) -> str:
+    """``copy "amount-text" → "amount": 980 records, ~3 min at 5 req/s, conversion text-to-number``."""
+    from reconciler.errors import format_seconds
+
+    head = f'copy "{c.from_field}" → "{c.field_id}"'
+    n = c.records
+    if n is None:
+        how = "records not counted"
+    else:
+        how = plural(n.to_copy, "record")
+        if n.seconds is not None and n.rate is not None:
+            how += f", ~{format_seconds(n.seconds)} at {n.rate:g} req/s"
+    conversion = "a plain copy" if c.conversion == COPY else f"conversion {c.conversion}"
+    return f"{head}: {how}, {conversion}"
+
+
+def copy_lines(c: ops.CopyField) -> list[str]:
+    """The values the conversion cannot carry, counted and sampled (nothing when there are none)."""
+    n = c.records
+    if n is None or not n.unconvertible:
+        return []
+    shown = n.samples + (("…",) if n.unconvertible > len(n.samples) else ())
+    return [f"cannot convert {plural(n.unconvertible, 'value')} (not copied): {', '.join(shown)}"]
 
 
 @dataclass
@@ -190,7 +218,7 @@ class SchemaBlock:
 
 
 _NOUN_RANK = {Noun.SCHEMA: 0, Noun.FIELD: 1, Noun.RELATIONSHIP: 2}
-_ACTION_RANK = {Action.ADD: 0, Action.UPDATE: 1, Action.DELETE: 2}
+_ACTION_RANK = {Action.ADD: 0, Action.UPDATE: 1, Action.COPY: 1, Action.DELETE: 2}
 
 
 def _item_key(item: ops.Change | PlanError) -> tuple[int, str, int]:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from reconciler.plan import Change, CreateSchema, Finding, Plan, PlanError
+from reconciler.plan import Change, CopyField, CreateSchema, Finding, Plan, PlanError
 from reconciler.render import (
     DRIFT_LEGEND,
     LEGEND,
@@ -78,7 +78,7 @@ def inert(text: str, *, keep_newlines: bool = False) -> str:
 
 _RESET = "\033[0m"
 #: Our colours (SGR codes only), by style: the change symbols, finding severities and a few more.
-_COLORS = {"+": "\033[32m", "~": "\033[33m", "-": "\033[31m", "!": "\033[31m",
+_COLORS = {"+": "\033[32m", "~": "\033[33m", "»": "\033[36m", "-": "\033[31m", "!": "\033[31m",
            "danger": "\033[31m", "warning": "\033[33m", "error": "\033[1;31m", "dim": "\033[2m", "bold": "\033[1m",
            "info": "\033[36m"}
 
@@ -117,7 +117,7 @@ def _finding(out: _Out, f: Finding, indent: str) -> None:
 def _change(out: _Out, c: Change, indent: str) -> None:
     head, props = change_text(c)
     sym = c.symbol
-    if len(props) == 1:
+    if len(props) == 1 and not isinstance(c, CopyField):
         out.add(f"{sym} {head}: {props[0].replace(': ', ' ', 1)}", sym, indent=indent)
     else:
         out.add(f"{sym} {head}", sym, indent=indent)

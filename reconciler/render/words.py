@@ -42,6 +42,8 @@ def impact_text(f: Finding) -> str | None:
         share = f"{_n(a)} of {_n(t)} records" if t is not None else f"{_n(a)} of an unknown number of records"
     if f.code is Code.DL102:
         return f"{share} hold a value that will be lost"
+    if f.code is Code.DL103:
+        return f"{share} hold a value it cannot convert"
     return f"{share} have no value"
 
 
