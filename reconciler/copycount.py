@@ -24,7 +24,6 @@ from reconciler.errors import ApiError, TransportFailure
 from reconciler.plan import Plan
 from reconciler.records.api import RecordListError, list_pages, not_blank
 from reconciler.records.migrate import SAMPLES, copy_requests, decide, sample
-from reconciler.render.words import plural
 
 __all__ = ["count_copies", "count_copy"]
 
@@ -67,6 +66,9 @@ async def count_copies(plan: Plan, client: Client) -> Plan:
     rate, _ = client.rates()
     counts = dict(zip([c.key for c in copies], await asyncio.gather(*(_try(client, c, rate) for c in copies)),
                       strict=True))
+    def count(n: int, word: str) -> str:  # the note's own words (render/ is not imported by the pipeline)
+        return f"{n:,} {word}{'s' if n != 1 else ''}"
+
     changes = []
     notes = []
     for c in plan.changes:
@@ -75,9 +77,9 @@ async def count_copies(plan: Plan, client: Client) -> Plan:
             changes.append(c)
             continue
         if n.complete:
-            lost = f"; {plural(n.unconvertible, 'value')} not convertible, not copied" if n.unconvertible else ""
+            lost = f"; {count(n.unconvertible, 'value')} not convertible, not copied" if n.unconvertible else ""
             notes.append(Note(slug=c.slug, kind=NoteKind.MIGRATE, message=(
-                f"field {c.subject}: the copy from {c.from_field} is complete: {plural(n.convertible, 'record')} "
+                f"field {c.subject}: the copy from {c.from_field} is complete: {count(n.convertible, 'record')} "
                 f"hold the converted value{lost}; {c.from_field} may now leave the files (its delete is then "
                 "planned)")))
             continue

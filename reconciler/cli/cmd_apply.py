@@ -286,6 +286,7 @@ async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target
         apply_plan,
     )
     from reconciler.lock import apply_lock
+    from reconciler.records.migrate import default_migrations_dir
 
     control = ApplyControl()
 
@@ -299,6 +300,24 @@ async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target
                       error=r.error)
         if r.error:
             out.line(common.inert(f"    {r.error}"))
+        if r.detail:
+            out.line(common.inert(f"    {r.detail}"))
+
+    shown: dict[str, int] = {}
+
+    def copy_progress(c: Any) -> None:
+        """A copy's progress, at every tenth of its records (and at the end)."""
+        from reconciler.errors import format_seconds
+
+        tenth = 10 if c.done >= c.total else (10 * c.done) // max(c.total, 1)
+        if shown.get(c.subject) == tenth:
+            return
+        shown[c.subject] = tenth
+        eta = f", about {format_seconds(c.eta_seconds)} left" if c.eta_seconds and c.done < c.total else ""
+        text = f"{c.subject}: {c.done:,} of {c.total:,} records read, {c.copied:,} copied{eta}"
+        out.line(common.inert(text))
+        out.event("copy", text, subject=c.subject, done=c.done, total=c.total, copied=c.copied,
+                  eta_s=c.eta_seconds)
 
     try:
         with apply_lock(target.url, target.db_path), _interrupts(control):
@@ -307,6 +326,7 @@ async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target
                     approved, client, desired=desired.schemas, options=options, saved=saved, on_step=progress,
                     control=control, preflight=preflight,
                     backup=backups.options(p, target, approved.plan, out, outcome),
+                    migrations_dir=default_migrations_dir(p.root, target.url), on_copy=copy_progress,
                 )
     except (StalePlan, PreflightFailed, BackupFailed) as exc:
         raise common.CommandError(f"{exc}. Nothing was changed.") from None

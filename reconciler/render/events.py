@@ -25,6 +25,7 @@ EVENT_TYPES = {
     "planned": "summary {add, change, destroy, blocked, errors}, changes [{key, kind, action, describe}]",
     "refused": "reasons: the safety gates that refused the plan (nothing was changed)",
     "backup": "skipped (--no-backup), records, subject, directory: the records saved before the first write",
+    "copy": "subject, done, total, copied, eta_s: a field migration's progress (every tenth of its records)",
     "step": "key, kind, action, slug, describe, status (done, failed, unknown, not started, not needed), "
             "elapsed_s, error",
     "summary": "outcome (applied, no_changes, refused, cancelled, stopped, interrupted, unverified, differs, "

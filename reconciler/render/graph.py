@@ -202,6 +202,8 @@ def plan_diagram(plan: Plan) -> Diagram:
         update = next((c for c in changes if isinstance(c, ops.UpdateSchema)), None)
         attributes: list[Attribute] = []
         for c in changes:
+            if c.act not in _CHANGE_MARKS:  # a copy of records (``»``) changes no part of the schema
+                continue
             mark = _CHANGE_MARKS[c.act]
             match c:
                 case ops.AddField(after=f) | ops.UpdateField(after=f) | ops.DeleteField(before=f):
