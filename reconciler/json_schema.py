@@ -70,6 +70,10 @@ def json_schema(kind: str = "schema") -> dict[str, Any]:
         env["properties"]["token_env"]["description"] = "The environment variable holding the API token."
         out["properties"]["ignore"]["description"] = (
             "Drift to leave alone: globs on slug.field.property, e.g. '*.description'.")
+    elif kind == "events":
+        from reconciler.render.events import events_json_schema
+
+        out = events_json_schema()
     elif kind == "plan":
         from reconciler.plan import Plan
 
@@ -80,7 +84,7 @@ def json_schema(kind: str = "schema") -> dict[str, Any]:
         cost = out["$defs"]["_EstimateJson"]
         cost["required"] = [k for k in cost["required"] if k != "backup"]  # written only when there is one
     else:
-        raise ValueError(f"unknown kind {kind!r}: use schema, config or plan")
+        raise ValueError(f"unknown kind {kind!r}: use schema, config, plan or events")
     return {"$schema": DRAFT, **out}
 
 

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from reconciler.json_schema import json_schema
 from reconciler.render.events import EVENT_TYPES, EventStream
-from tests.conftest import TOKEN, Cli
+from reconciler.sandbox.testing import running_sandbox
+from tests.conftest import ROOT, TOKEN, Cli, profile_settings
+
+VALIDATOR = jsonschema.Draft202012Validator(json_schema("events"))
 
 
 def events(out: str) -> list[dict[str, Any]]:
+    """Each line of ``out`` as an event, validated against the published schema."""
     parsed = [json.loads(line) for line in out.splitlines()]
     for e in parsed:
-        assert e["type"] in EVENT_TYPES and isinstance(e["@message"], str) and e["@timestamp"].endswith("Z")
+        errors = [err.message for err in VALIDATOR.iter_errors(e)]
+        assert not errors, (e, errors)
     return parsed
 
 
@@ -40,10 +49,7 @@ def test_applied_then_no_changes(seed_files: Cli) -> None:
 
 def test_refused_data_loss(seed_files: Cli) -> None:
     assert seed_files("apply", "--auto-approve").code == 0
-    path = seed_files.schemas / "orders.yaml"
-    text = path.read_text()
-    start = text.index("  - id: order-link\n")
-    path.write_text(text[:start] + text[text.index("  - id: ", start + 1):])
+    _drop(seed_files, "order-link")
     r = seed_files("apply", "--json", "--auto-approve")
     assert r.code == 3
     got = events(r.out)
@@ -51,6 +57,53 @@ def test_refused_data_loss(seed_files: Cli) -> None:
     assert any("DL102" in reason for reason in refused["reasons"])
     assert (got[-1]["outcome"], got[-1]["exit_code"]) == ("refused", 3)
     assert "step" not in {e["type"] for e in got}
+
+
+def test_a_retry_and_a_refusal_in_the_event_sequence(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a sandbox answering 429 to some requests with a Retry-After long enough to be told
+    (over 2 s): the waits are events between the others; then a plan that deletes a field is
+    refused, in events too."""
+    settings = profile_settings("documented", faults="429=0.4", fault_seed=1, retry_after_s=2.1)
+    seed_files = Cli(tmp_path, capsys, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "schemas" / "orders.yaml", seed_files.schemas.parent / "orders.yaml")
+    seed_files.schemas.mkdir()
+    shutil.move(tmp_path / "orders.yaml", seed_files.schemas / "orders.yaml")
+    with running_sandbox(settings) as sb:
+        monkeypatch.setenv("AC_API_URL", sb.url)
+        monkeypatch.setenv("AC_API_TOKEN", TOKEN)
+        r = seed_files("apply", "--json", "--auto-approve")
+        assert r.code == 0, r.err
+        got = events(r.out)
+        kinds = [e["type"] for e in got]
+        assert "wait" in kinds, kinds
+        assert [k for k in kinds if k != "wait"] == ["version", "target", "planned", "step", "summary"]
+        assert kinds.index("wait") > kinds.index("planned")
+        assert got[-1]["outcome"] == "applied"
+        assert sb.traffic.log and any(e.status == 429 for e in sb.traffic.log)
+
+        _drop(seed_files, "order-link")
+        refused = seed_files("apply", "--json", "--auto-approve")
+        assert refused.code == 3
+        kinds = [e["type"] for e in events(refused.out) if e["type"] != "wait"]
+        assert kinds == ["version", "target", "planned", "refused", "summary"]
+
+
+def test_the_events_schema_is_published(seed_files: Cli) -> None:
+    r = seed_files("json-schema", "--kind", "events")
+    assert r.code == 0
+    doc = json.loads(r.out)
+    assert set(doc["discriminator"]["mapping"]) == set(EVENT_TYPES)
+    assert not VALIDATOR.is_valid({"@message": "", "@timestamp": "2026-01-01T00:00:00.000Z", "type": "summary",
+                                   "outcome": "fine"})
+
+
+def _drop(cli: Cli, field_id: str) -> None:
+    path = cli.schemas / "orders.yaml"
+    text = path.read_text()
+    start = text.index(f"  - id: {field_id}\n")
+    path.write_text(text[:start] + text[text.index("  - id: ", start + 1):])
 
 
 def test_saved_plan(seed_files: Cli) -> None:
@@ -78,11 +131,13 @@ def test_an_error_is_the_last_event(seed_files: Cli) -> None:
 def test_event_stream_escapes_and_knows_its_types() -> None:
     lines: list[str] = []
     stream = EventStream(lines.append, now=lambda: "2026-01-01T00:00:00.000Z")
-    stream.emit("step", "a\x1b[2Jb\u202e", slug="x")
-    assert lines == ['{"@message":"a\\u001b[2Jb\\u202e","@timestamp":"2026-01-01T00:00:00.000Z",'
-                     '"type":"step","slug":"x"}']
+    stream.emit("wait", "a\x1b[2Jb\u202e")
+    assert lines == ['{"@message":"a\\u001b[2Jb\\u202e","@timestamp":"2026-01-01T00:00:00.000Z","type":"wait"}']
     with pytest.raises(ValueError, match="unknown event type 'nope'"):
         stream.emit("nope", "")
+    with pytest.raises(ValueError):  # a key its model does not have is refused, not written
+        stream.emit("wait", "", slug="x")
+    assert len(lines) == 1
 
 
 def test_the_readme_lists_every_event_type() -> None:

@@ -321,7 +321,11 @@ async def _apply(g: common.Globals, out: _Out, p: common.Project, target: Target
 
     try:
         with apply_lock(target.url, target.db_path), _interrupts(control):
-            async with common.client_for(target, deadline) as client:
+            def waited(line: str) -> None:
+                common.err(line)
+                out.event("wait", line)
+
+            async with common.client_for(target, deadline, on_wait=waited) as client:
                 result = await apply_plan(
                     approved, client, desired=desired.schemas, options=options, saved=saved, on_step=progress,
                     control=control, preflight=preflight,

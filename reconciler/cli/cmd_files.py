@@ -111,8 +111,9 @@ def export(g: common.Globals, envs: tuple[str, ...], url: str | None, sandbox: b
 
 @common.cli.command("json-schema")
 @common.global_options
-@click.option("--kind", type=click.Choice(["schema", "config", "plan"]), default="schema", show_default=True,
-              help="schema: for schemas/*.yaml; config: for reconciler.yaml; plan: for plan files (--out).")
+@click.option("--kind", type=click.Choice(["schema", "config", "plan", "events"]), default="schema", show_default=True,
+              help="schema: for schemas/*.yaml; config: for reconciler.yaml; plan: for plan files (--out); "
+                   "events: for the lines of apply --json.")
 @click.option("--write", is_flag=True,
               help="Write both to json-schema/ next to reconciler.yaml (the copies the files' modeline points at).")
 @click.pass_obj

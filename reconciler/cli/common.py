@@ -156,11 +156,11 @@ def deadline_of(timeout: float | None) -> Deadline | None:
     return Deadline(time.monotonic() + timeout, f"the {timeout:g} s --timeout") if timeout else None
 
 
-def client_for(target: Target, deadline: Deadline | None) -> Client:
-    """The command's client: waits announced on stderr, the ``--timeout`` deadline, hints naming the
-    token's variable."""
+def client_for(target: Target, deadline: Deadline | None, on_wait: Callable[[str], None] | None = None) -> Client:
+    """The command's client: waits announced on stderr (or to ``on_wait``), the ``--timeout``
+    deadline, hints naming the token's variable."""
     limits: dict[str, Any] = {} if deadline is None else {"deadline": deadline.at, "deadline_label": deadline.label}
-    return target.client(on_wait=_wait_line, **limits)
+    return target.client(on_wait=on_wait or _wait_line, **limits)
 
 
 def live_schemas(target: Target, timeout: float | None) -> list[Schema]:
