@@ -101,6 +101,13 @@ def test_migrate_text_to_number_copies_980_once_then_nothing(cli: Cli, sandbox: 
     assert "» copy" not in r.out
     assert f"the copy from {OLD} is complete" in r.out
 
+    # that delete gets a backup like any other: every one of the 1,000 old values
+    r = cli("apply", "--auto-approve", "--allow-data-loss", "--rate", "100")
+    assert r.code == 0, r.out + r.err
+    assert f"Backup: 1,000 records of invoice.{OLD} in " in r.out
+    backup = next(cli.workdir.glob(f".reconciler/backups/*/invoice/invoice.{OLD}.ndjson"))
+    assert len(backup.read_text(encoding="utf-8").splitlines()) == 1000
+
 
 def test_bad_migrations_are_file_errors_with_their_line(cli: Cli) -> None:
     bad = EXPAND.replace("convert: text-to-number", "convert: text-to-date")
