@@ -40,6 +40,7 @@ from tests.support.migrate import (
     seed_invoices,
 )
 from tests.support.records import client_of
+from tests.support.soak import fault_seeds
 
 COUNT = 300
 CONVERTIBLE = sum(amount_text(i) not in MALFORMED for i in range(COUNT))
@@ -130,7 +131,7 @@ def test_sigkill_mid_copy_then_rerun_completes_writing_each_record_once(tmp_path
     assert '"complete":true' in journal.read_text(encoding="utf-8").splitlines()[-1]
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", fault_seeds())
 def test_copy_under_faults_completes_and_changes_nothing_else(tmp_path: Path, seed: int) -> None:
     profile = ("documented", "pessimistic")[seed % 2]
     faults = "429=0.2,503=0.2,drop=0.05,lost=0.05"

@@ -22,6 +22,7 @@ from reconciler.records.backup import (
 )
 from reconciler.records.files import sha256_of
 from tests.support.records import client_of, create_orders, seed_orders
+from tests.support.soak import fault_seeds
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -125,7 +126,7 @@ def test_default_directory_is_under_the_project() -> None:
     assert d == Path("/p/.reconciler/backups/20260501T120000Z-prod-eu-1")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", fault_seeds())
 def test_backup_under_faults_is_whole(tmp_path: Path, seed: int) -> None:
     """30% 429/503 and dropped connections on the list reads: the backup still holds each record once."""
     from reconciler.sandbox.testing import running_sandbox

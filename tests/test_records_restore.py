@@ -18,6 +18,7 @@ from reconciler.records.restore import JOURNAL, RestoreError, restore_records
 from reconciler.sandbox.testing import running_sandbox
 from tests.conftest import profile_settings
 from tests.support.records import client_of, create_orders, record_posts, seed_orders
+from tests.support.soak import fault_seeds
 
 NOTES = {"id": "order-notes", "type": "textarea", "labels": {"singular": "Notes", "plural": "Notes"}}
 
@@ -146,7 +147,7 @@ def test_a_changed_backup_or_an_absent_field_is_refused(sandbox: Any, tmp_path: 
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", fault_seeds())
 def test_restore_under_faults_writes_each_value_and_nothing_else(tmp_path: Path, seed: int) -> None:
     """20% 429/503, drops and lost responses: every value back, no record added, other fields kept."""
     settings = profile_settings("pessimistic", faults="429=0.05,503=0.05,drop=0.05,lost=0.05", fault_seed=seed,

@@ -19,6 +19,7 @@ from reconciler.sandbox.testing import PROFILES, running_sandbox
 from tests.conftest import profile_settings
 from tests.support.apply import field, schema
 from tests.support.records import client_of, create_orders, record_posts, seed_orders
+from tests.support.soak import fault_seeds
 
 
 @pytest.fixture(params=PROFILES)
@@ -188,7 +189,7 @@ def test_import_refuses_unknown_fields_before_writing(sandbox: Any, tmp_path: Pa
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", fault_seeds())
 def test_import_under_faults_creates_no_duplicate(tmp_path: Path, seed: int) -> None:
     src = tmp_path / "a.ndjson"
     with running_sandbox(profile_settings("pessimistic")) as a, running_sandbox(profile_settings(
