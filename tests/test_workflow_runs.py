@@ -13,6 +13,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,3 +210,267 @@ def test_pr_plan_failure_is_commented_and_fails_the_check(project: Project) -> N
     comments = sticky(project, pr)
     assert "**reconciler plan failed**" in comments["production"]["body"]
     assert "**reconciler plan failed**" not in comments["staging"]["body"]
+
+
+# ---------------------------------------------------------------------------------------------
+# merge apply, main moved, data loss
+
+TICKETS = """apiVersion: reconciler/v1
+kind: CustomObjectSchema
+slug: support-ticket
+labels: {singular: Support Ticket, plural: Support Tickets}
+fields:
+  - id: ticket-number
+    type: number
+    labels: {singular: Ticket Number, plural: Ticket Numbers}
+    scale: 0
+"""
+
+
+def slugs(project: Project, name: str) -> list[str]:
+    return sorted(s["slug"] for s in project.schemas(name))
+
+
+def field_ids(project: Project, name: str, slug: str) -> list[str]:
+    (schema,) = [s for s in project.schemas(name) if s["slug"] == slug]
+    return sorted(f["id"] for f in schema["fields"])
+
+
+def pr_merged(project: Project, branch: str, files: dict[str, str | None]) -> tuple[WorkflowRun, str]:
+    """A PR planned, then merged: (its plan run, the merge commit)."""
+    pr, sha = project.branch(branch, files)
+    plan = project.plan_pr(pr, branch, sha)
+    assert plan.conclusion == "success", plan.describe()
+    return plan, project.merge(pr, branch)
+
+
+def test_merge_applies_exactly_the_reviewed_plan(project: Project) -> None:
+    plan, merged = pr_merged(project, "add-orders", {"schemas/orders.yaml": ORDERS})
+    run = project.push_main(merged)
+    assert run.conclusion == "success", run.describe()
+    for name in project.boxes:
+        job = run.job("apply", env=name)
+        assert job.concurrency == f"reconciler-apply-{name}"
+        assert job.step("saved").outputs == {"found": "true"}
+        assert job.step("compare").outputs == {"next": "apply"}
+        applied = job.step("Apply exactly the reviewed plan")
+        assert applied.outcome == "success" and "online-order" in applied.stdout
+        assert job.step("Main moved since the reviewed plan - re-plan it behind an approval").outcome == "skipped"
+        assert slugs(project, name) == ["online-order"]
+        saved = json.loads((plan.artifacts[f"reconciler-plan-{name}"] / "plan.json").read_text())
+        assert len(project.writes(name)) >= len(saved["changes"]) > 0
+    assert project.gh.dispatches() == []
+    downloads = [c["argv"] for c in project.gh.calls() if c["argv"][:2] == ["run", "download"]]
+    assert sorted(d[4] for d in downloads) == [f"reconciler-plan-{n}" for n in sorted(project.boxes)]
+    assert {d[2] for d in downloads} == {str(plan.run_id)}, "the merged PR's own plan run"
+
+    # the next push with the same files: nothing to do, nothing written
+    project.clear_traffic()
+    again = project.push_main(project.commit("docs", {"README.md": "hello\n"}))
+    assert again.conclusion == "success", again.describe()
+    assert all(again.job("apply", env=n).step("compare").outputs == {"next": "none"} for n in project.boxes)
+    assert all(project.writes(n) == [] for n in project.boxes)
+
+
+def test_main_moved_replans_main_behind_an_approval(project: Project) -> None:
+    pr1, sha1 = project.branch("add-orders", {"schemas/orders.yaml": ORDERS})
+    pr2, sha2 = project.branch("add-tickets", {"schemas/tickets.yaml": TICKETS})
+    assert project.plan_pr(pr1, "add-orders", sha1).conclusion == "success"
+    assert project.plan_pr(pr2, "add-tickets", sha2).conclusion == "success"
+    first = project.push_main(project.merge(pr1, "add-orders"))
+    assert first.conclusion == "success" and slugs(project, "staging") == ["online-order"], first.describe()
+
+    # the second merge: its PR's plan was made without the first one's change
+    project.clear_traffic()
+    second = project.push_main(project.merge(pr2, "add-tickets"))
+    assert second.conclusion == "success", second.describe()
+    for name in project.boxes:
+        job = second.job("apply", env=name)
+        assert job.step("compare").outputs == {"next": "review"}
+        assert job.step("Apply exactly the reviewed plan").outcome == "skipped"
+        assert "reconciler-reviewed.yml plans it again" in job.summary
+        assert project.writes(name) == [], "nothing applied without a review"
+    dispatches = project.gh.dispatches()
+    assert sorted(d["inputs"]["environment"] for d in dispatches) == sorted(project.boxes)
+    assert all(d["workflow"] == "reconciler-reviewed.yml" and d["ref"] == "main"
+               and d["inputs"]["allow_data_loss"] == "false" for d in dispatches)
+
+    # each dispatch runs the reviewed workflow; the approvers see the plan before they approve
+    seen: dict[str, str] = {}
+
+    def approve(run: WorkflowRun, job: Any) -> bool:
+        plan_job = run.job("plan")
+        assert plan_job.result == "success", "approval is asked after the plan job, never before"
+        seen[job.environment] = plan_job.summary
+        return job.environment != "production-approval"   # production's reviewers reject
+
+    for d in dispatches:
+        run = project.dispatch(d["workflow"], d["inputs"], protected={f"{n}-approval" for n in project.boxes},
+                               approve=approve)
+        env = d["inputs"]["environment"]
+        assert run.job("plan").environment == env and run.job("apply").environment == f"{env}-approval"
+        assert run.job("apply").concurrency == f"reconciler-apply-{env}", "one apply per account"
+    assert set(seen) == {"staging-approval", "production-approval"}
+    for summary in seen.values():
+        assert "### Review for" in summary and "**Plan: 1 to add, 0 to change, 0 to destroy.**" in summary
+        assert '<b>support-ticket</b> (create)' in summary, "the plan of main, with the second PR's change only"
+    assert slugs(project, "staging") == ["online-order", "support-ticket"]
+    assert slugs(project, "production") == ["online-order"], "rejected: nothing applied"
+    assert project.writes("production") == []
+
+
+def test_data_loss_refused_on_merge_then_applied_by_the_reviewed_dispatch(project: Project) -> None:
+    _, merged = pr_merged(project, "add-orders", {"schemas/orders.yaml": ORDERS})
+    assert project.push_main(merged).conclusion == "success"
+    project.clear_traffic()
+
+    _, merged = pr_merged(project, "drop-link", {"schemas/orders.yaml": ORDERS.replace(LINK, "")})
+    run = project.push_main(merged)
+    assert run.conclusion == "failure"
+    job = run.job("apply", env="staging")
+    assert job.step("compare").outputs == {"next": "apply"}
+    assert job.step("Apply exactly the reviewed plan").outcome == "failure"
+    assert ("error", "staging: the plan loses data; review it and run reconciler-reviewed.yml with "
+            "allow_data_loss") in job.annotations
+    assert all(project.writes(n) == [] for n in project.boxes)
+    assert "order-link" in field_ids(project, "staging", "online-order")
+
+    reviewers = {"staging-approval"}
+    refused = project.dispatch("reconciler-reviewed.yml", {"environment": "staging", "reason": "drop receipt links"},
+                               protected=reviewers, approve=lambda run, job: True)
+    assert refused.job("plan").step("plan").outputs == {"exitcode": "2"}
+    assert refused.job("apply").result == "failure", "allow_data_loss not ticked: refused"
+    assert "Data loss allowed: false" in refused.job("plan").summary
+    assert project.writes("staging") == []
+
+    allowed = project.dispatch("reconciler-reviewed.yml", {"environment": "staging", "allow_data_loss": "true",
+                                                           "reason": "drop receipt links"},
+                               protected=reviewers, approve=lambda run, job: True)
+    assert allowed.conclusion == "success", allowed.describe()
+    assert "Reason: drop receipt links. Data loss allowed: true." in allowed.job("plan").summary
+    assert "order-link" not in field_ids(project, "staging", "online-order")
+    assert "order-link" in field_ids(project, "production", "online-order"), "the other account untouched"
+    assert project.writes("production") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# drift
+
+
+def edit_by_hand(project: Project, name: str, description: str) -> None:
+    sb = project.boxes[name]
+    (schema,) = [s for s in project.schemas(name) if s["slug"] == "online-order"]
+    r = httpx.put(f"{sb.url}/api/3/customObjects/schemas/{schema['id']}", headers={"Api-Token": token_of(name)},
+                  json={"schema": {"description": description}})
+    assert r.status_code == 200
+
+
+def nightly(project: Project, **kw: Any) -> WorkflowRun:
+    return project.run("reconciler-drift.yml", event="schedule", sha=project.git("rev-parse", "main"),
+                       ref="refs/heads/main", **kw)
+
+
+def test_drift_opens_updates_and_closes_one_issue(project: Project) -> None:
+    _, merged = pr_merged(project, "add-orders", {"schemas/orders.yaml": ORDERS})
+    assert project.push_main(merged).conclusion == "success"
+
+    quiet = nightly(project)
+    assert quiet.conclusion == "success", quiet.describe()
+    assert project.gh.issues() == [] and project.gh.read()["labels"] == []
+
+    edit_by_hand(project, "staging", "Changed in the web UI")
+    opened = nightly(project)
+    assert opened.conclusion == "success", opened.describe()
+    assert opened.job("drift", env="staging").concurrency == "reconciler-drift-staging"
+    (issue,) = project.gh.issues()
+    assert issue["state"] == "open" and issue["title"] == "Schema drift detected"
+    assert [lab["name"] for lab in issue["labels"]] == ["reconciler-drift"]
+    assert "## Environment `staging`" in issue["body"] and "production" not in issue["body"]
+    assert f"actions/runs/{opened.run_id}" in issue["body"]
+
+    again = nightly(project)
+    assert again.conclusion == "success", again.describe()
+    (same,) = project.gh.issues()
+    assert same["number"] == issue["number"] and f"actions/runs/{again.run_id}" in same["body"]
+    (note,) = project.gh.comments(issue["number"])
+    assert note["body"].startswith("Still drifted on ") and str(again.run_id) in note["body"]
+
+    edit_by_hand(project, "staging", "Orders from the web shop")
+    closed = nightly(project)
+    assert closed.conclusion == "success", closed.describe()
+    (done,) = project.gh.issues()
+    assert done["state"] == "closed"
+    assert project.gh.comments(issue["number"])[-1]["body"].startswith("No drift on ")
+    creates = [c for c in project.gh.calls() if c["argv"][:2] == ["issue", "create"]]
+    assert len(creates) == 1 and all(c["code"] == 0 for c in project.gh.calls() if c["argv"][0] == "issue")
+
+    # drift again, then an account that cannot be checked: the run fails, the open issue is not closed
+    edit_by_hand(project, "staging", "Changed again")
+    assert nightly(project).conclusion == "success"
+    edit_by_hand(project, "staging", "Orders from the web shop")
+    secrets = project.secrets
+    secrets["production"] = {token_env("production"): "tok-wrong"}
+    broken = nightly(project, secrets=secrets)
+    assert broken.conclusion == "failure"
+    assert ("error", "environment production could not be checked") in broken.job("report").annotations
+    latest = max(project.gh.issues(), key=lambda i: i["number"])
+    assert latest["number"] != issue["number"] and latest["state"] == "open"
+
+
+# ---------------------------------------------------------------------------------------------
+# acceptance 3: the matrix from `reconciler envs --json`, three accounts concurrently
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Project]:
+    yield from make_project(tmp_path, ("dev", "staging", "production"))
+
+
+def seed(project: Project, tmp_path: Path, name: str, files: dict[str, str]) -> None:
+    """Put ``files`` in one account with the CLI, as an earlier apply would have."""
+    folder = tmp_path / f"seed-{name}"
+    (folder / "schemas").mkdir(parents=True)
+    shutil.copy(project.repo / "reconciler.yaml", folder / "reconciler.yaml")
+    for file, text in files.items():
+        (folder / "schemas" / file).write_text(text)
+    env = {"PATH": f"{Path(shutil.which('reconciler') or '').parent}:/usr/bin:/bin", "CI": "true",
+           token_env(name): token_of(name), "HOME": str(tmp_path)}
+    r = subprocess.run(["reconciler", "apply", "--env", name, "--auto-approve"], cwd=folder, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_matrix_jobs_run_concurrently_each_applying_only_its_own_account(fleet: Project, tmp_path: Path) -> None:
+    project = fleet
+    seed(project, tmp_path, "staging", {"orders.yaml": ORDERS})
+    seed(project, tmp_path, "production", {"orders.yaml": ORDERS, "tickets.yaml": TICKETS})
+    project.clear_traffic()
+    desired = {"schemas/orders.yaml": ORDERS.replace(LINK, LINK + GIFT), "schemas/tickets.yaml": TICKETS}
+    plan, merged = pr_merged(project, "grow", desired)
+    assert [e["name"] for e in json.loads(plan.job("envs").outputs["matrix"])] == ["dev", "staging", "production"]
+
+    # every apply job waits here until all three have reached their apply step: they run at once
+    barrier = threading.Barrier(3, timeout=180)
+    met: list[str] = []
+
+    def rendezvous(job: Any, step: str) -> None:
+        if job.job_id == "apply" and step == "Apply exactly the reviewed plan":
+            barrier.wait()
+            met.append(job.matrix["env"]["name"])
+
+    run = project.push_main(merged, before_step=rendezvous)
+    assert run.conclusion == "success", run.describe()
+    assert sorted(met) == ["dev", "production", "staging"]
+    assert sorted(j.concurrency or "" for j in run.jobs["apply"]) == [
+        "reconciler-apply-dev", "reconciler-apply-production", "reconciler-apply-staging"]
+
+    creates = {"dev": 2, "staging": 1, "production": 0}   # schemas each account's own plan creates
+    for name, sb in project.boxes.items():
+        saved = json.loads((plan.artifacts[f"reconciler-plan-{name}"] / "plan.json").read_text())
+        assert saved["target"] == f"{sb.url}/api/3", "each job planned its own account"
+        log = sb.traffic.log
+        assert log and all(e.status != 401 for e in log), f"{name}: every request carried its own token"
+        posts = [e for e in sb.traffic.writes() if e.method == "POST" and e.path == "/api/3/customObjects/schemas"]
+        assert len(posts) == creates[name], f"{name}: {[e.line() for e in sb.traffic.writes()]}"
+        assert slugs(project, name) == ["online-order", "support-ticket"]
+        assert "order-gift" in field_ids(project, name, "online-order")
