@@ -474,3 +474,44 @@ def test_matrix_jobs_run_concurrently_each_applying_only_its_own_account(fleet: 
         assert len(posts) == creates[name], f"{name}: {[e.line() for e in sb.traffic.writes()]}"
         assert slugs(project, name) == ["online-order", "support-ticket"]
         assert "order-gift" in field_ids(project, name, "online-order")
+
+
+# ---------------------------------------------------------------------------------------------
+# recovery and limits
+
+
+def test_account_changed_since_the_pr_plan_is_refused_then_recovered_by_the_reviewed_path(project: Project) -> None:
+    _, merged = pr_merged(project, "add-orders", {"schemas/orders.yaml": ORDERS})
+    assert project.push_main(merged).conclusion == "success"
+    pr, sha = project.branch("add-gift", {"schemas/orders.yaml": ORDERS.replace(LINK, LINK + GIFT)})
+    assert project.plan_pr(pr, "add-gift", sha).conclusion == "success"
+    edit_by_hand(project, "staging", "Changed in the web UI after the PR's plan")
+    project.clear_traffic()
+
+    run = project.push_main(project.merge(pr, "add-gift"))
+    staging = run.job("apply", env="staging")
+    assert staging.result == "failure" and staging.step("compare").outputs == {"next": "apply"}
+    assert ("error", "staging: apply failed; if the account changed since the PR's plan, run "
+            "reconciler-reviewed.yml") in staging.annotations
+    assert project.writes("staging") == [], "a stale plan writes nothing"
+    assert run.job("apply", env="production").result == "success", "the other account is not held back"
+    assert "order-gift" in field_ids(project, "production", "online-order")
+
+    rerun = project.dispatch("reconciler-reviewed.yml", {"environment": "staging", "reason": "stale plan"},
+                             protected={"staging-approval"}, approve=lambda run, job: True)
+    assert rerun.conclusion == "success", rerun.describe()
+    assert "order-gift" in field_ids(project, "staging", "online-order")
+
+
+def test_a_huge_plan_comment_is_cut_to_githubs_limit_with_a_link(project: Project) -> None:
+    files = {f"schemas/s{i:03}.yaml": ORDERS.replace("slug: online-order", f"slug: order-{i:03}")
+             .replace("Online Order", f"Order {i:03}") for i in range(150)}
+    pr, sha = project.branch("bootstrap", files)
+    run = project.plan_pr(pr, "bootstrap", sha)
+    assert run.conclusion == "success", run.describe()
+    for name, c in sticky(project, pr).items():
+        full = (run.artifacts[f"reconciler-plan-{name}"] / "plan.md").read_text()
+        assert len(full) > 65536, "the plan itself is over the limit"
+        assert len(c["body"]) <= 65536 and "**Truncated:**" in c["body"]
+        url = run.job("plan", env=name).step("upload").outputs["artifact-url"]
+        assert f"[the full plan](<{url}>)" in c["body"]

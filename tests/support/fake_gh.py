@@ -237,10 +237,15 @@ class Args:
 
 
 def _body(a: Args) -> str | None:
+    """--body or --body-file; GitHub refuses a body over 65,536 characters (comments and issues)."""
     if a.has("--body-file"):
         path = a.one("--body-file") or ""
-        return sys.stdin.read() if path == "-" else Path(path).read_text()
-    return a.one("--body")
+        body: str | None = sys.stdin.read() if path == "-" else Path(path).read_text()
+    else:
+        body = a.one("--body")
+    if body is not None and len(body) > 65536:
+        raise GhError("GraphQL: Body is too long (maximum is 65536 characters) (createIssue)")
+    return body
 
 
 def _field_value(raw: str, typed: bool) -> Any:
