@@ -25,6 +25,7 @@ import pytest
 from reconciler.sandbox.testing import RunningSandbox, running_sandbox
 from tests.conftest import ROOT, profile_settings
 from tests.support.fake_gh import FakeGitHub
+from tests.support.gitlab import FakeGitLab, GitLabRunner, Pipeline, fake_gitlab
 from tests.support.tools import tool
 from tests.support.workflow import Runner, WorkflowRun
 
@@ -129,6 +130,7 @@ def make_project(tmp_path: Path, names: tuple[str, ...]) -> Iterator[Project]:
         (repo / ".github" / "workflows").mkdir(parents=True)
         for wf in WORKFLOWS.glob("*.yml"):
             shutil.copy(wf, repo / ".github" / "workflows" / wf.name)
+        shutil.copy(ROOT / "examples" / "gitlab" / ".gitlab-ci.yml", repo / ".gitlab-ci.yml")
         lines = ["schemas_dir: schemas", "environments:"]
         lines += [f"  {n}: {{url: '{sb.url}', token_env: {token_env(n)}}}" for n, sb in boxes.items()]
         gh = FakeGitHub(tmp_path / "github", workflows_dir=repo / ".github" / "workflows")
@@ -515,3 +517,102 @@ def test_a_huge_plan_comment_is_cut_to_githubs_limit_with_a_link(project: Projec
         assert len(c["body"]) <= 65536 and "**Truncated:**" in c["body"]
         url = run.job("plan", env=name).step("upload").outputs["artifact-url"]
         assert f"[the full plan](<{url}>)" in c["body"]
+
+
+# ---------------------------------------------------------------------------------------------
+# GitLab: the same pipelines, examples/gitlab/.gitlab-ci.yml run by tests/support/gitlab.py
+
+
+@pytest.fixture
+def gitlab(project: Project) -> Iterator[FakeGitLab]:
+    with fake_gitlab() as gl:
+        yield gl
+
+
+def gl_run(project: Project, gl: FakeGitLab, source: str, *, mr: int | None = None,
+           manual: set[str] | frozenset[str] = frozenset(), **extra: str) -> Pipeline:
+    sha = project.git("rev-parse", "HEAD")
+    variables = {
+        "CI_PIPELINE_SOURCE": source, "CI_DEFAULT_BRANCH": "main", "CI_API_V4_URL": gl.api,
+        "CI_PROJECT_ID": gl.project, "GITLAB_API_TOKEN": gl.token,
+        "CI_JOB_URL": "https://gitlab.example/acme/schemas/-/jobs/77",
+        "CI_PIPELINE_URL": "https://gitlab.example/acme/schemas/-/pipelines/9",
+        **{token_env(n): token_of(n) for n in project.boxes}, **extra}
+    if mr is not None:
+        variables["CI_MERGE_REQUEST_IID"] = str(mr)
+    else:
+        variables["CI_COMMIT_BRANCH"] = project.git("rev-parse", "--abbrev-ref", "HEAD")
+    runner = GitLabRunner(project.runner.root / "gitlab", ROOT / "examples" / "gitlab" / ".gitlab-ci.yml")
+    return runner.run(project.repo, sha, variables, manual)
+
+
+def test_gitlab_mr_plan_keeps_one_note_per_environment_found_past_the_first_page(project: Project,
+                                                                                 gitlab: FakeGitLab) -> None:
+    gitlab.notes[3] = [{"id": i, "body": f"review remark {i}"} for i in range(1, 151)]   # 2 pages of 100
+    project.git("checkout", "-q", "-b", "add-orders")
+    project.commit("orders", {"schemas/orders.yaml": ORDERS})
+    first = gl_run(project, gitlab, "merge_request_event", mr=3)
+    assert [j.status for j in first.jobs] == ["success"] * 3 + ["skipped"] * 5, first.describe()
+    assert "plan: [staging]" in [j.name for j in first.jobs]
+    mine = {n["body"].split("\n", 1)[0]: n for n in gitlab.notes[3] if n["body"].startswith("<!-- reconciler")}
+    assert set(mine) == {"<!-- reconciler-plan:staging -->", "<!-- reconciler-plan:production -->"}
+    assert all("online-order" in n["body"] for n in mine.values())
+    assert all(project.writes(n) == [] for n in project.boxes)
+
+    project.commit("gift", {"schemas/orders.yaml": ORDERS.replace(LINK, LINK + GIFT)})
+    second = gl_run(project, gitlab, "merge_request_event", mr=3)
+    assert second.job("plan: [production]").status == "success", second.describe()
+    again = {n["body"].split("\n", 1)[0]: n for n in gitlab.notes[3] if n["body"].startswith("<!-- reconciler")}
+    assert {k: n["id"] for k, n in again.items()} == {k: n["id"] for k, n in mine.items()}, "edited, not added"
+    assert all(n.get("edits") == 1 and "order-gift" in n["body"] for n in again.values())
+    assert len(gitlab.notes[3]) == 152
+    assert any("page=2" in path for method, path in gitlab.calls if method == "GET"), "searched page 2"
+
+
+def test_gitlab_default_branch_plans_then_applies_on_the_manual_approval(project: Project,
+                                                                        gitlab: FakeGitLab) -> None:
+    project.commit("orders", {"schemas/orders.yaml": ORDERS})
+    waiting = gl_run(project, gitlab, "push")
+    assert waiting.job("plan: [staging]").status == "success", waiting.describe()
+    assert waiting.job("apply: [staging]").status == "manual"
+    assert all(project.writes(n) == [] for n in project.boxes), "nothing applied before the approval"
+
+    approved = gl_run(project, gitlab, "push", manual={"apply: [staging]"})
+    apply = approved.job("apply: [staging]")
+    assert apply.status == "success", approved.describe()
+    assert apply.environment == "staging" and apply.resource_group == "reconciler-apply-staging"
+    assert "online-order" in apply.log, "the plan shown to the approver in the job log"
+    assert slugs(project, "staging") == ["online-order"] and slugs(project, "production") == []
+
+    # data loss: refused by the ordinary pipeline, applied by one run with RECONCILER_ALLOW_DATA_LOSS=true
+    project.commit("drop link", {"schemas/orders.yaml": ORDERS.replace(LINK, "")})
+    refused = gl_run(project, gitlab, "push", manual={"apply: [staging]"})
+    assert refused.job("apply: [staging]").status == "failed"
+    assert "order-link" in field_ids(project, "staging", "online-order")
+    allowed = gl_run(project, gitlab, "web", manual={"apply: [staging]"}, RECONCILER_ALLOW_DATA_LOSS="true")
+    assert allowed.job("apply: [staging]").status == "success", allowed.describe()
+    assert "order-link" not in field_ids(project, "staging", "online-order")
+
+
+def test_gitlab_drift_schedule_opens_updates_and_closes_one_issue(project: Project, gitlab: FakeGitLab) -> None:
+    project.commit("orders", {"schemas/orders.yaml": ORDERS})
+    assert gl_run(project, gitlab, "push", manual={"apply"}).job("apply: [production]").status == "success"
+
+    def nightly() -> Pipeline:
+        p = gl_run(project, gitlab, "schedule", RECONCILER_JOB="drift")
+        assert [j.name for j in p.jobs if j.status != "skipped"] == [
+            "drift: [staging]", "drift: [production]", "drift-issue"], p.describe()
+        return p
+
+    assert nightly().job("drift-issue").status == "success" and gitlab.issues == []
+    edit_by_hand(project, "production", "Changed in the web UI")
+    opened = nightly()
+    assert opened.job("drift-issue").status == "success", opened.describe()
+    (issue,) = gitlab.issues
+    assert issue["labels"] == ["reconciler-drift"] and "## Environment `production`" in issue["description"]
+    assert "staging" not in issue["description"]
+    nightly()
+    assert len(gitlab.issues) == 1 and issue["notes"] == ["Still drifted: https://gitlab.example/acme/schemas/-/pipelines/9"]
+    edit_by_hand(project, "production", "Orders from the web shop")
+    nightly()
+    assert issue["state"] == "closed"
