@@ -14,7 +14,7 @@ import json
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ class Project:
         r = subprocess.run(["git", *args], cwd=self.repo, check=True, capture_output=True, text=True)
         return r.stdout.strip()
 
-    def commit(self, message: str, files: dict[str, str | None]) -> str:
+    def commit(self, message: str, files: Mapping[str, str | None]) -> str:
         for name, text in files.items():
             path = self.repo / name
             if text is None:
@@ -70,7 +70,7 @@ class Project:
         self.git("commit", "-q", "-m", message)
         return self.git("rev-parse", "HEAD")
 
-    def branch(self, name: str, files: dict[str, str | None], base: str = "main") -> tuple[int, str]:
+    def branch(self, name: str, files: Mapping[str, str | None], base: str = "main") -> tuple[int, str]:
         """A pull request from a new branch off ``base`` with one commit: (number, head sha)."""
         self.git("checkout", "-q", "-b", name, base)
         sha = self.commit(f"change on {name}", files)
@@ -238,7 +238,7 @@ def field_ids(project: Project, name: str, slug: str) -> list[str]:
     return sorted(f["id"] for f in schema["fields"])
 
 
-def pr_merged(project: Project, branch: str, files: dict[str, str | None]) -> tuple[WorkflowRun, str]:
+def pr_merged(project: Project, branch: str, files: Mapping[str, str | None]) -> tuple[WorkflowRun, str]:
     """A PR planned, then merged: (its plan run, the merge commit)."""
     pr, sha = project.branch(branch, files)
     plan = project.plan_pr(pr, branch, sha)
@@ -616,3 +616,50 @@ def test_gitlab_drift_schedule_opens_updates_and_closes_one_issue(project: Proje
     edit_by_hand(project, "production", "Orders from the web shop")
     nightly()
     assert issue["state"] == "closed"
+
+
+def test_an_expired_plan_artifact_is_replanned_behind_an_approval(project: Project) -> None:
+    plan, merged = pr_merged(project, "add-orders", {"schemas/orders.yaml": ORDERS})
+    project.gh.expire(plan.run_id, "reconciler-plan-staging")
+    run = project.push_main(merged)
+    assert run.conclusion == "success", run.describe()
+    staging = run.job("apply", env="staging")
+    assert staging.step("saved").outputs == {"found": "false"}
+    assert ("notice", f"no saved plan for {merged} in staging (no pull request, or its artifact expired)") \
+        in staging.annotations
+    assert staging.step("compare").outputs == {"next": "review"} and project.writes("staging") == []
+    assert run.job("apply", env="production").step("compare").outputs == {"next": "apply"}
+    assert [d["inputs"]["environment"] for d in project.gh.dispatches()] == ["staging"]
+
+
+def test_the_harness_fails_what_github_would_refuse(project: Project, tmp_path: Path) -> None:
+    """Live checks: without ``actions: write`` the dispatch is refused (403); without GH_TOKEN gh
+    stops; an input the reviewed workflow does not declare is refused."""
+    plan, merged = pr_merged(project, "add-orders", {"schemas/orders.yaml": ORDERS})
+    project.gh.expire(plan.run_id, "reconciler-plan-staging")
+    text = (WORKFLOWS / "reconciler-apply.yml").read_text()
+    for broken, message in [
+        (text.replace("  actions: write ", "  actions: read "), "HTTP 403: Resource not accessible by integration"),
+        (text.replace("          GH_TOKEN: ${{ github.token }}\n          ENV_NAME: ${{ matrix.env.name }}\n        run: |\n"
+                      "          gh workflow", "          ENV_NAME: ${{ matrix.env.name }}\n        run: |\n"
+                      "          gh workflow"), "set the GH_TOKEN environment variable"),
+        (text.replace("-f reason=", "-f why="), "Unexpected inputs provided: ['why']"),
+    ]:
+        assert broken != text
+        path = tmp_path / "reconciler-apply.yml"
+        path.write_text(broken)
+        run = project.runner.run(path, repo=project.repo, event="push", sha=merged, ref="refs/heads/main",
+                                 secrets=project.secrets)
+        job = run.job("apply", env="staging")
+        assert job.result == "failure" and message in job.log, job.log
+
+
+def test_gitlab_validate_fails_when_the_matrix_and_reconciler_yaml_differ(project: Project,
+                                                                        gitlab: FakeGitLab) -> None:
+    config = (project.repo / "reconciler.yaml").read_text()
+    dev = "  dev: {url: 'http://127.0.0.1:9', token_env: AC_DEV_TOKEN}\n"
+    project.commit("a third account", {"reconciler.yaml": config + dev, "schemas/orders.yaml": ORDERS})
+    p = gl_run(project, gitlab, "push")
+    assert p.job("validate").status == "failed"
+    assert "reconciler.yaml defines ['staging', 'production', 'dev']: update .envs" in p.job("validate").log
+    assert p.job("plan: [staging]").status == "skipped", "a later stage does not run after a failed one"
