@@ -8,13 +8,14 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from reconciler.errors import ReconcilerError
 
-__all__ = ["DIR_MODE", "FILE_MODE", "DataFileError", "NdjsonWriter", "dumps", "make_private_dir", "sha256_of"]
+__all__ = ["DIR_MODE", "FILE_MODE", "DataFileError", "Journal", "NdjsonWriter", "dumps", "make_private_dir", "sha256_of"]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -121,3 +122,29 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class Journal:
+    """An append-only journal of JSON lines (restore, migrations): 0600, fsynced on :meth:`sync`."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)
+        except OSError as exc:
+            raise DataFileError(f"{path}: cannot write the journal ({exc.strerror or exc})") from None
+        self._fh = os.fdopen(fd, "a", encoding="utf-8")
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        self._fh.write(dumps(entry) + "\n")
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sync()
+        self._fh.close()

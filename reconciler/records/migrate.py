@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from reconciler.conversions import Conversion, Unconvertible, same_value
 from reconciler.errors import ReconcilerError, ServerError, TransportFailure
 from reconciler.model import Field, excerpt
 from reconciler.records.api import PAGE_LIMIT, Record, get_record, list_pages, not_blank, upsert_record
-from reconciler.records.files import FILE_MODE, DataFileError, dumps, make_private_dir
+from reconciler.records.files import DataFileError, Journal, make_private_dir
 
 if TYPE_CHECKING:
     from reconciler.client import Client
@@ -169,7 +168,7 @@ async def copy_field(client: Client, schema_id: str, slug: str, old: str, new: F
     subject = f"{slug}.{new.id}"
     started = time.monotonic()
     handled = 0
-    with _Journal(journal) as log:
+    with Journal(journal) as log:
         async for page in list_pages(client, schema_id, not_blank(old)):
             for start in range(0, len(page.records), max(1, batch)):
                 if should_stop is not None and should_stop():
@@ -281,28 +280,3 @@ def read_complete(path: Path) -> dict[str, Any] | None:
             last = entry if entry.get("complete") else None
     return last
 
-
-class _Journal:
-    """Append-only, 0600, fsynced on :meth:`sync`."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-            os.fchmod(fd, FILE_MODE)
-        except OSError as exc:
-            raise DataFileError(f"{path}: cannot write the journal ({exc.strerror or exc})") from None
-        self._fh = os.fdopen(fd, "a", encoding="utf-8")
-
-    def add(self, entry: Mapping[str, Any]) -> None:
-        self._fh.write(dumps(entry) + "\n")
-
-    def sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def __enter__(self) -> _Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sync()
-        self._fh.close()

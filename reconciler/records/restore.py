@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import ApiError, AuthenticationFailed, NotFound, ReconcilerError
 from reconciler.records.api import Record, get_record, get_record_by_external, upsert_record
 from reconciler.records.backup import read_manifest
-from reconciler.records.files import FILE_MODE, DataFileError, dumps, sha256_of
+from reconciler.records.files import DataFileError, Journal, sha256_of
 
 if TYPE_CHECKING:
     from reconciler.client import Client
@@ -106,7 +105,7 @@ async def restore_records(client: Client, backup_path: Path, *, field_map: Mappi
     result = RestoreResult()
     todo = [item for item in items if item.key not in done]
     result.skipped = len(items) - len(todo)
-    with _Journal(journal) as log:
+    with Journal(journal) as log:
         for start in range(0, len(todo), max(1, batch)):
             chunk = todo[start:start + max(1, batch)]
             outcomes = await asyncio.gather(*(_restore_one(client, schema.id, item) for item in chunk))
@@ -228,29 +227,3 @@ def _journal_done(path: Path) -> set[str]:
             done.add(entry["key"])
     return done
 
-
-class _Journal:
-    """Append-only, 0600, fsynced on :meth:`sync`."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-            os.fchmod(fd, FILE_MODE)
-        except OSError as exc:
-            raise DataFileError(f"{path}: cannot write the journal ({exc.strerror or exc})") from None
-        self._fh = os.fdopen(fd, "a", encoding="utf-8")
-
-    def add(self, entry: Mapping[str, Any]) -> None:
-        self._fh.write(dumps(entry) + "\n")
-
-    def sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def __enter__(self) -> _Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sync()
-        self._fh.close()
