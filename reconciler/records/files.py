@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 
-__all__ = ["DIR_MODE", "FILE_MODE", "DataFileError", "Journal", "NdjsonWriter", "dumps", "make_private_dir", "sha256_of"]
+__all__ = ["DIR_MODE", "FILE_MODE", "DataFileError", "Journal", "NdjsonWriter", "dumps", "make_private_dir", "read_journal", "sha256_of"]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -148,3 +148,23 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.sync()
         self._fh.close()
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The entries of the journal at ``path`` (none when it does not exist); a torn last line (a
+    crash mid-write) and any line that is not an object are left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path}: cannot read the journal ({getattr(exc, 'strerror', None) or exc})") from None
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries

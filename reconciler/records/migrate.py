@@ -31,9 +31,8 @@ the re-run finds the record holding the value (*already*): no record is written 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,7 +42,7 @@ from reconciler.conversions import Conversion, Unconvertible, same_value
 from reconciler.errors import ReconcilerError, ServerError, TransportFailure
 from reconciler.model import Field, excerpt
 from reconciler.records.api import PAGE_LIMIT, Record, get_record, list_pages, not_blank, upsert_record
-from reconciler.records.files import DataFileError, Journal, make_private_dir
+from reconciler.records.files import DataFileError, Journal, make_private_dir, read_journal
 
 if TYPE_CHECKING:
     from reconciler.client import Client
@@ -243,19 +242,7 @@ def _resumable(path: Path) -> dict[str, str | None]:
     """Record id -> ``updatedTimestamp`` read before its write, of the lines after the last
     ``complete`` (an interrupted run's); a torn last line (a crash mid-write) is ignored."""
     done: dict[str, str | None] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return done
-    except OSError as exc:
-        raise DataFileError(f"{path}: cannot read the journal ({exc.strerror or exc})") from None
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(entry, Mapping):
-            continue
+    for entry in read_journal(path):
         if entry.get("complete"):
             done.clear()
         elif isinstance(entry.get("id"), str):
@@ -266,17 +253,9 @@ def _resumable(path: Path) -> dict[str, str | None]:
 
 def read_complete(path: Path) -> dict[str, Any] | None:
     """The counts of the journal's last ``complete`` line when nothing was journaled after it."""
-    last: dict[str, Any] | None = None
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        entries = read_journal(path)
+    except DataFileError:  # unreadable: not known to be complete (the copy is planned, and reads again)
         return None
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            last = entry if entry.get("complete") else None
-    return last
+    return entries[-1] if entries and entries[-1].get("complete") else None
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import ApiError, AuthenticationFailed, NotFound, ReconcilerError
 from reconciler.records.api import Record, get_record, get_record_by_external, upsert_record
 from reconciler.records.backup import read_manifest
-from reconciler.records.files import DataFileError, Journal, sha256_of
+from reconciler.records.files import DataFileError, Journal, read_journal, sha256_of
 
 if TYPE_CHECKING:
     from reconciler.client import Client
@@ -211,19 +211,5 @@ async def _restore_one(client: Client, schema_id: str, item: _Item) -> tuple[str
 
 def _journal_done(path: Path) -> set[str]:
     """The keys an earlier run finished (a torn last line, from a crash mid-write, is ignored)."""
-    done: set[str] = set()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return done
-    except OSError as exc:
-        raise DataFileError(f"{path}: cannot read the journal ({exc.strerror or exc})") from None
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-            done.add(entry["key"])
-    return done
+    return {e["key"] for e in read_journal(path) if isinstance(e.get("key"), str)}
 
