@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BackupFailed", "BackupOptions", "BackupTask", "backup_requests", "backup_tasks", "take_backups"]
 
-#: Records a list page holds (ac-api.md §7.1); a backup file costs one request per page, one at least.
-PAGE = 100
-
-
 class BackupFailed(ReconcilerError):
     """A backup could not be made whole (a count that differs from the plan's, a failed read, a file
     that could not be written): the apply writes nothing."""
@@ -97,11 +93,9 @@ def backup_tasks(plan: Plan) -> list[BackupTask]:
 def backup_requests(plan: Plan) -> int:
     """List requests the backups of ``plan`` send when nothing fails: one per page of each file (an
     uncounted file: one page)."""
-    total = 0
-    for task in backup_tasks(plan):
-        for n in task.expected.values():
-            total += max(1, -(-(n or 0) // PAGE))
-    return total
+    from reconciler.records.backup import backup_requests as file_requests
+
+    return sum(file_requests(n or 0) for task in backup_tasks(plan) for n in task.expected.values())
 
 
 async def take_backups(client: Client, tasks: Sequence[BackupTask], options: BackupOptions) -> list[Backup]:
