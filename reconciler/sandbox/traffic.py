@@ -106,12 +106,16 @@ class TrafficMiddleware:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start" and exchange.fault not in ("drop", "lost"):
                 exchange.status = message["status"]
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # recorded before the last byte goes out: a client that has the answer finds it logged
+                exchange.elapsed = time.monotonic() - exchange.started
             await send(message)
 
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            exchange.elapsed = time.monotonic() - exchange.started
+            if exchange.elapsed is None:  # no answer sent (a dropped connection, an error)
+                exchange.elapsed = time.monotonic() - exchange.started
             if self.on_done is not None:
                 self.on_done(exchange)
 
